@@ -435,6 +435,11 @@ _lab_make_netns() {
     fi
     first=0
     stat -L -c %i "/run/netns/$ns" >>"$LAB_DIR/netns-inodes"
+    # `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf: anything in
+    # the lab that reads it (the remote agent's default resolver, dig) asks the target's
+    # dnsmasq, never the machine's real resolver.
+    mkdir -p "/etc/netns/$ns"
+    echo "nameserver $LAB_TARGET_IP4" >"/etc/netns/$ns/resolv.conf"
     ip -n "$ns" link set lo up
     # No DAD anywhere: addresses (link-local too) are usable at once.
     _lab_sysctl "$ns" net.ipv6.conf.all.accept_dad 0
@@ -680,6 +685,7 @@ _lab_teardown() {
     while read -r ns; do
       [[ -e "/run/netns/$ns" ]] || continue
       ip netns delete "$ns" || { _lab_log "cannot delete namespace $ns"; kept+=("$ns"); rc=1; }
+      rm -rf -- "/etc/netns/$ns"
     done <"$LAB_DIR/netns-created"
     printf '%s\n' "${kept[@]}" | sed '/^$/d' >"$LAB_DIR/netns-created"
   fi

@@ -1,0 +1,362 @@
+#include "daemon/mux.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace sshuttle::daemon {
+
+using proto::Command;
+
+namespace {
+
+constexpr std::uint16_t kControl = proto::kControlChannel;
+
+std::uint32_t read_be32(proto::ByteView p) {
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
+           (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+}
+
+}  // namespace
+
+Mux::Mux(sd_event* event, UniqueFd stream, MuxOptions options, Callbacks callbacks)
+    : event_(event),
+      stream_(std::move(stream)),
+      options_(options),
+      callbacks_(std::move(callbacks)),
+      decoder_(2 * kReadChunk),
+      channels_(65536) {}
+
+Mux::~Mux() = default;
+
+Result<void> Mux::start(std::string bootstrap) {
+    out_.assign(bootstrap.begin(), bootstrap.end());
+    sd_event_source* source = nullptr;
+    int r = sd_event_add_io(event_, &source, stream_.get(), EPOLLIN, &Mux::on_io, this);
+    if (r < 0) return Error::from_errno("sd_event_add_io(ssh stream)", -r);
+    io_source_.reset(source);
+    r = sd_event_add_defer(event_, &source, &Mux::on_cleanup, this);
+    if (r < 0) return Error::from_errno("sd_event_add_defer", -r);
+    cleanup_source_.reset(source);
+    sd_event_source_set_enabled(source, SD_EVENT_OFF);
+    update_events();
+    return ok();
+}
+
+int Mux::on_io(sd_event_source*, int, uint32_t revents, void* userdata) noexcept {
+    static_cast<Mux*>(userdata)->handle_io(revents);
+    return 0;
+}
+
+int Mux::on_cleanup(sd_event_source*, void* userdata) noexcept {
+    auto* self = static_cast<Mux*>(userdata);
+    self->graveyard_.clear();
+    // Frames left in the decoder while input was held are delivered here, outside any
+    // channel's callback, so a channel never re-enters itself.
+    if (!self->failed_ && self->synced_ && self->input_holds_ == 0 && self->decoder_.buffered() > 0) {
+        if (auto r = self->process_frames(); !r) self->fail(r.error());
+    }
+    if (!self->failed_) self->update_events();
+    return 0;
+}
+
+void Mux::schedule_deferred() {
+    if (cleanup_source_) sd_event_source_set_enabled(cleanup_source_.get(), SD_EVENT_ONESHOT);
+}
+
+void Mux::handle_io(uint32_t revents) {
+    if (failed_) return;
+    if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        if (auto r = read_stream(); !r) return fail(r.error());
+    }
+    if (failed_) return;
+    if (revents & EPOLLOUT) {
+        if (auto r = write_stream(); !r) return fail(r.error());
+    }
+    update_events();
+}
+
+Result<void> Mux::read_stream() {
+    // A bounded number of reads per wakeup keeps the loop fair to the local sockets.
+    for (int round = 0; round < 4 && input_holds_ == 0 && !failed_; ++round) {
+        std::span<std::uint8_t> area = decoder_.prepare();
+        if (area.empty()) break;
+        if (area.size() > kReadChunk) area = area.first(kReadChunk);
+        ssize_t n = ::read(stream_.get(), area.data(), area.size());
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) break;
+            return Error::from_errno("read from ssh");
+        }
+        if (n == 0) {
+            if (!synced_) return sync_.eof_error();
+            return Error(Errc::Io, "the ssh connection closed");
+        }
+        bytes_in_ += static_cast<std::uint64_t>(n);
+        std::size_t got = static_cast<std::size_t>(n);
+        if (!synced_) {
+            auto progress = sync_.feed(area.first(got));
+            if (!progress) return progress.error();
+            if (!progress->done) continue;  // all of it was banner or header: nothing to commit
+            synced_ = true;
+            // The frames that followed the header in this read move to the front of the area.
+            std::size_t rest = got - progress->consumed;
+            std::memmove(area.data(), area.data() + progress->consumed, rest);
+            decoder_.commit(rest);
+            after_handshake();
+        } else {
+            decoder_.commit(got);
+        }
+        if (auto r = process_frames(); !r) return r;
+        if (got < area.size()) break;  // drained the socket
+    }
+    return ok();
+}
+
+void Mux::after_handshake() {
+    spdlog::debug("sync header received after {} bytes of remote output", sync_.garbage());
+    send(kControl, Command::Ping, proto::as_bytes("chicken"));
+    send(kControl, Command::Ping, proto::as_bytes(kExtensionOffer));
+}
+
+Result<void> Mux::process_frames() {
+    while (!failed_ && input_holds_ == 0) {
+        auto frame = decoder_.next();
+        if (!frame) return frame.error();
+        if (!*frame) return ok();
+        const proto::FrameView& f = **frame;
+        if (f.channel == kControl) {
+            if (auto r = handle_control(f); !r) return r;
+            continue;
+        }
+        ChannelState& st = channels_[f.channel];
+        if (!st.channel) {
+            spdlog::trace("closed channel {} got {}", f.channel, proto::command_name(f.command));
+            continue;
+        }
+        if (f.command == Command::Window) {
+            if (f.payload.size() != 4) return Error(Errc::Protocol, "WINDOW payload is not 4 bytes");
+            std::uint32_t inc = read_be32(f.payload);
+            st.send_credit = std::min<std::uint64_t>(std::uint64_t{st.send_credit} + inc, 0x7fffffff);
+            if (st.waiting) wake_waiters();
+            continue;
+        }
+        st.channel->on_frame(f.command, f.payload);
+    }
+    return ok();
+}
+
+Result<void> Mux::handle_control(const proto::FrameView& f) {
+    switch (f.command) {
+        case Command::Ping:
+            send(kControl, Command::Pong, f.payload);
+            return ok();
+        case Command::Pong: {
+            bool was_full = too_full_;
+            too_full_ = false;
+            fullness_ = 0;
+            std::string_view text = proto::as_chars(f.payload);
+            if (!ready_ && (text == kExtensionOffer || text.rfind(kExtensionAcceptPrefix, 0) == 0)) {
+                if (text != kExtensionOffer) {
+                    credit_ = text.find(" credit") != std::string_view::npos;
+                    connect_error_ = text.find(" connect-error") != std::string_view::npos;
+                }
+                ready_ = true;
+                spdlog::info("remote side ready ({})",
+                             credit_ ? "our agent: per-channel flow control"
+                                     : "stock sshuttle server: latency control");
+                if (callbacks_.on_ready) callbacks_.on_ready();
+            }
+            if (was_full) wake_waiters();
+            return ok();
+        }
+        case Command::Routes:
+            if (callbacks_.on_routes) callbacks_.on_routes(proto::as_chars(f.payload));
+            return ok();
+        case Command::HostList:
+            spdlog::debug("ignoring HOST_LIST ({} bytes): auto-hosts is not implemented",
+                          f.payload.size());
+            return ok();
+        case Command::Exit:
+            return Error(Errc::Io, "the remote side sent EXIT");
+        default:
+            return Error(Errc::Protocol, "unexpected " + std::string(proto::command_name(f.command)) +
+                                             " on the control channel");
+    }
+}
+
+Result<void> Mux::write_stream() {
+    while (out_pos_ < out_.size()) {
+        ssize_t n = ::write(stream_.get(), out_.data() + out_pos_, out_.size() - out_pos_);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) break;
+            return Error::from_errno("write to ssh");
+        }
+        out_pos_ += static_cast<std::size_t>(n);
+        bytes_out_ += static_cast<std::uint64_t>(n);
+    }
+    bool drained = out_pos_ == out_.size();
+    if (drained) {
+        out_.clear();
+        out_pos_ = 0;
+    } else if (out_pos_ > out_.size() / 2) {
+        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
+        out_pos_ = 0;
+    }
+    if (out_.size() - out_pos_ < kOutputHighWater / 2 && !waiters_.empty()) wake_waiters();
+    return ok();
+}
+
+void Mux::update_events() {
+    if (!io_source_ || failed_) return;
+    std::uint32_t events = 0;
+    if (input_holds_ == 0) events |= EPOLLIN;
+    if (out_pos_ < out_.size()) events |= EPOLLOUT;
+    sd_event_source_set_io_events(io_source_.get(), events);
+}
+
+void Mux::fail(Error error) {
+    if (failed_) return;
+    failed_ = true;
+    io_source_.reset();
+    if (callbacks_.on_failure) callbacks_.on_failure(error);
+}
+
+std::uint16_t Mux::allocate_channel() {
+    for (int i = 0; i < kAllocTries; ++i) {
+        next_id_ = next_id_ >= options_.max_channel ? 1 : static_cast<std::uint16_t>(next_id_ + 1);
+        if (!channels_[next_id_].channel) return next_id_;
+    }
+    return 0;
+}
+
+void Mux::attach(std::uint16_t id, std::unique_ptr<Channel> channel) {
+    ChannelState& st = channels_[id];
+    st = ChannelState{};
+    st.channel = std::move(channel);
+    st.send_credit = kInitialCredit;
+    st.recv_window = kInitialCredit;
+    ++live_channels_;
+}
+
+void Mux::release(std::uint16_t id) {
+    ChannelState& st = channels_[id];
+    if (!st.channel) return;
+    graveyard_.push_back(std::move(st.channel));
+    st = ChannelState{};
+    --live_channels_;
+    schedule_deferred();
+}
+
+void Mux::queued(std::size_t frame_bytes) {
+    if (!credit_ && options_.latency_control) {
+        fullness_ += frame_bytes;
+        if (!too_full_ && fullness_ > options_.latency_buffer_size) {
+            too_full_ = true;
+            std::uint8_t header[proto::kHeaderSize];
+            proto::write_header(std::span<std::uint8_t, proto::kHeaderSize>(header), kControl,
+                                Command::Ping, 6);
+            out_.insert(out_.end(), header, header + sizeof header);
+            static constexpr std::string_view kRtTest = "rttest";
+            out_.insert(out_.end(), kRtTest.begin(), kRtTest.end());
+        }
+    }
+    update_events();
+}
+
+void Mux::send(std::uint16_t channel, Command command, proto::ByteView payload) {
+    if (failed_) return;
+    // Payloads we build ourselves are bounded well below the limit; anything else is a bug.
+    if (auto r = proto::append_frame(out_, channel, command, payload); !r)
+        return fail(r.error().with_context("internal"));
+    queued(proto::kHeaderSize + payload.size());
+}
+
+std::size_t Mux::may_send_data(std::uint16_t channel) const noexcept {
+    if (failed_ || !ready_) return 0;
+    if (out_.size() - out_pos_ >= kOutputHighWater) return 0;
+    if (credit_) return std::min<std::size_t>(channels_[channel].send_credit, proto::kMaxPayload);
+    if (too_full_) return 0;
+    return proto::kMaxPayload;
+}
+
+void Mux::wait_for_send(std::uint16_t channel) {
+    ChannelState& st = channels_[channel];
+    if (st.waiting || !st.channel) return;
+    st.waiting = true;
+    waiters_.push_back(channel);
+}
+
+void Mux::wake_waiters() {
+    std::vector<std::uint16_t> ready;
+    ready.swap(waiters_);
+    for (std::uint16_t id : ready) {
+        ChannelState& st = channels_[id];
+        if (!st.waiting) continue;
+        st.waiting = false;
+        if (!st.channel) continue;
+        if (may_send_data(id) == 0) {
+            st.waiting = true;
+            waiters_.push_back(id);
+            continue;
+        }
+        st.channel->on_can_send();
+    }
+}
+
+Result<std::size_t> Mux::send_data_from(std::uint16_t channel, int fd, std::size_t max_bytes) {
+    std::size_t header = proto::begin_frame(out_, channel, Command::TcpData);
+    std::size_t start = out_.size();
+    out_.resize(start + max_bytes);
+    ssize_t n = ::recv(fd, out_.data() + start, max_bytes, 0);
+    int err = errno;
+    if (n <= 0) {
+        out_.resize(header);
+        if (n == 0) return std::size_t{0};
+        return Error::from_errno("recv", err);
+    }
+    out_.resize(start + static_cast<std::size_t>(n));
+    if (auto r = proto::end_frame(out_, header); !r) return r.error();
+    if (credit_) channels_[channel].send_credit -= static_cast<std::uint32_t>(n);
+    queued(proto::kHeaderSize + static_cast<std::size_t>(n));
+    return static_cast<std::size_t>(n);
+}
+
+bool Mux::accept_incoming(std::uint16_t channel, std::size_t bytes) {
+    if (!credit_) return true;
+    ChannelState& st = channels_[channel];
+    if (bytes > st.recv_window) return false;
+    st.recv_window -= static_cast<std::uint32_t>(bytes);
+    return true;
+}
+
+void Mux::consumed(std::uint16_t channel, std::size_t bytes) {
+    if (!credit_) return;
+    ChannelState& st = channels_[channel];
+    if (!st.channel) return;
+    st.unacked += static_cast<std::uint32_t>(bytes);
+    if (st.unacked < kInitialCredit / 2) return;
+    std::uint8_t inc[4] = {static_cast<std::uint8_t>(st.unacked >> 24),
+                           static_cast<std::uint8_t>(st.unacked >> 16),
+                           static_cast<std::uint8_t>(st.unacked >> 8),
+                           static_cast<std::uint8_t>(st.unacked)};
+    st.recv_window += st.unacked;
+    st.unacked = 0;
+    send(channel, Command::Window, proto::ByteView(inc, 4));
+}
+
+void Mux::hold_input() {
+    ++input_holds_;
+    update_events();
+}
+
+void Mux::release_input() {
+    // Frames may already be buffered in the decoder: the deferred pass delivers them without
+    // waiting for more input.
+    if (input_holds_ > 0 && --input_holds_ == 0) schedule_deferred();
+}
+
+}  // namespace sshuttle::daemon

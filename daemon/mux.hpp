@@ -1,0 +1,166 @@
+// Mux: the daemon's end of the sshuttle mux over the ssh stream.
+//
+// Owns the stream socket (ssh's stdin+stdout), the frame decoder, the output buffer and the
+// channel table. Before the sync header it only writes the bootstrap bytes and scans for the
+// header; after it, it speaks frames: answers PINGs, negotiates our extensions
+// (docs/EXTENSIONS.md), and dispatches channel frames to Channel objects.
+//
+// Flow control, all bounded:
+//  * output: frames go into one buffer written with large write()s when the socket is writable.
+//    Above kOutputHighWater channels stop reading their sockets until it drains (backpressure).
+//  * stock peer: sshuttle's latency control (fullness > window -> PING "rttest", no TCP_DATA
+//    until a PONG).
+//  * our agent ("credit"): a 1 MiB window per channel and direction, returned with WINDOW frames.
+//  * input: a channel whose local socket is slow may hold back the whole stream with hold_input()
+//    (stock peer only; with credit the window already bounds it).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/sd_handles.hpp"
+#include "common/unique_fd.hpp"
+#include "proto/mux_decoder.hpp"
+#include "proto/mux_frame.hpp"
+#include "proto/sync_scanner.hpp"
+
+namespace sshuttle::daemon {
+
+class Mux;
+
+// One multiplexed conversation (a TCP connection, a DNS query). Owned by the Mux's table.
+class Channel {
+public:
+    virtual ~Channel() = default;
+    // A frame for this channel (never channel 0).
+    virtual void on_frame(proto::Command command, proto::ByteView payload) = 0;
+    // The mux can take TCP_DATA from this channel again (after wait_for_send()).
+    virtual void on_can_send() {}
+};
+
+struct MuxOptions {
+    bool latency_control = true;
+    std::size_t latency_buffer_size = 32768;  // bytes; sshuttle's default window
+    std::uint16_t max_channel = 65535;        // --wrap
+};
+
+class Mux {
+public:
+    // Bytes of queued output above which channels stop reading their sockets.
+    static constexpr std::size_t kOutputHighWater = 1024 * 1024;
+    // Bytes per read of the stream: many frames per syscall.
+    static constexpr std::size_t kReadChunk = 256 * 1024;
+    // Bytes: the per-channel window of the credit extension (docs/EXTENSIONS.md).
+    static constexpr std::uint32_t kInitialCredit = 1024 * 1024;
+    // Consecutive busy ids tried before giving up on allocation (as sshuttle).
+    static constexpr int kAllocTries = 1024;
+
+    struct Callbacks {
+        std::function<void()> on_ready;                 // sync header seen, extensions settled
+        std::function<void(const Error&)> on_failure;   // stream broken or EOF: session over
+        std::function<void(std::string_view)> on_routes;  // ROUTES payload (for auto-nets)
+    };
+
+    Mux(sd_event* event, UniqueFd stream, MuxOptions options, Callbacks callbacks);
+    ~Mux();
+    Mux(const Mux&) = delete;
+    Mux& operator=(const Mux&) = delete;
+
+    [[nodiscard]] Result<void> start(std::string bootstrap);
+
+    bool ready() const noexcept { return ready_; }
+    bool credit_enabled() const noexcept { return credit_; }
+    bool connect_error_enabled() const noexcept { return connect_error_; }
+
+    // A free channel id, or 0 when kAllocTries consecutive ids are busy.
+    std::uint16_t allocate_channel();
+    void attach(std::uint16_t id, std::unique_ptr<Channel> channel);
+    // Removes the channel; its object is destroyed after the current callback returns.
+    void release(std::uint16_t id);
+    std::size_t channel_count() const noexcept { return live_channels_; }
+
+    // Queues a control or empty frame. Never throttled.
+    void send(std::uint16_t channel, proto::Command command, proto::ByteView payload = {});
+
+    // TCP data path. may_send_data() says whether TCP_DATA may be produced now and how many
+    // bytes at most; when 0, call wait_for_send() to get on_can_send() later.
+    std::size_t may_send_data(std::uint16_t channel) const noexcept;
+    void wait_for_send(std::uint16_t channel);
+    // Reads up to max_bytes from fd straight into a TCP_DATA frame. Returns the byte count,
+    // 0 on end of file, or an Io error (EAGAIN included: check sys_errno).
+    [[nodiscard]] Result<std::size_t> send_data_from(std::uint16_t channel, int fd,
+                                                     std::size_t max_bytes);
+    // Credit bookkeeping for received data written out to the local socket.
+    void consumed(std::uint16_t channel, std::size_t bytes);
+    // Received TCP_DATA is checked against the window we granted; false is a protocol error.
+    bool accept_incoming(std::uint16_t channel, std::size_t bytes);
+
+    // Stops (hold) or resumes (release) reading the stream; counted.
+    void hold_input();
+    void release_input();
+
+    std::uint64_t bytes_in() const noexcept { return bytes_in_; }
+    std::uint64_t bytes_out() const noexcept { return bytes_out_; }
+
+private:
+    struct ChannelState {
+        std::unique_ptr<Channel> channel;
+        std::uint32_t send_credit = 0;      // bytes we may still send (credit extension)
+        std::uint32_t recv_window = 0;      // bytes the peer may still send us
+        std::uint32_t unacked = 0;          // bytes written locally since our last WINDOW
+        bool waiting = false;               // in waiters_
+    };
+
+    static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
+    static int on_cleanup(sd_event_source* s, void* userdata) noexcept;
+
+    void handle_io(uint32_t revents);
+    Result<void> read_stream();
+    Result<void> write_stream();
+    Result<void> process_frames();
+    Result<void> handle_control(const proto::FrameView& frame);
+    void after_handshake();
+    void schedule_deferred();
+    void queued(std::size_t frame_bytes);
+    void wake_waiters();
+    void update_events();
+    void fail(Error error);
+
+    sd_event* event_;
+    UniqueFd stream_;
+    MuxOptions options_;
+    Callbacks callbacks_;
+    EventSourcePtr io_source_;
+    EventSourcePtr cleanup_source_;
+
+    proto::SyncScanner sync_;
+    proto::FrameDecoder decoder_;
+    std::vector<std::uint8_t> out_;  // queued bytes; out_pos_ marks what is already written
+    std::size_t out_pos_ = 0;
+    std::vector<ChannelState> channels_;  // indexed by channel id, 65536 slots
+    std::vector<std::unique_ptr<Channel>> graveyard_;
+    std::vector<std::uint16_t> waiters_;
+    std::size_t live_channels_ = 0;
+    std::uint16_t next_id_ = 0;
+
+    bool synced_ = false;
+    bool ready_ = false;
+    bool failed_ = false;
+    bool credit_ = false;
+    bool connect_error_ = false;
+    bool too_full_ = false;          // latency control: waiting for a PONG
+    std::size_t fullness_ = 0;       // bytes queued since the last PONG
+    int input_holds_ = 0;
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
+};
+
+// The extension offer and the answer our agent gives (docs/EXTENSIONS.md).
+inline constexpr std::string_view kExtensionOffer = "sshuttle-ext1 credit connect-error";
+inline constexpr std::string_view kExtensionAcceptPrefix = "sshuttle-ext1-ok";
+
+}  // namespace sshuttle::daemon

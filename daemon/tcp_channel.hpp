@@ -1,0 +1,63 @@
+// TcpChannel: one redirected TCP connection, carried on one mux channel.
+//
+// Half-close follows sshuttle (sshuttle-upstream.md §2.9): local EOF -> TCP_EOF; TCP_EOF from the
+// peer -> shutdown(SHUT_WR) once buffered data is written; a local write failure -> TCP_STOP_SENDING
+// and the buffer is dropped; TCP_STOP_SENDING -> stop reading the local socket. Read errors count
+// as EOF in both directions. The channel ends when both directions are done; there is no close
+// frame. With the connect-error extension a failed remote connect resets the local connection.
+//
+// Memory: data from the peer waits in pending_ only when the local socket does not take it at once.
+// With the credit extension the peer cannot send more than the window; with a stock peer the
+// channel holds the whole mux input above kMaxPending (head-of-line blocking, but bounded).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/sd_handles.hpp"
+#include "common/unique_fd.hpp"
+#include "daemon/mux.hpp"
+
+namespace sshuttle::daemon {
+
+class TcpChannel final : public Channel {
+public:
+    // Bytes buffered for a slow local reader before a stock peer's stream is held.
+    static constexpr std::size_t kMaxPending = 1024 * 1024;
+
+    TcpChannel(Mux& mux, std::uint16_t id, UniqueFd socket);
+    [[nodiscard]] Result<void> start(sd_event* event);
+
+    void on_frame(proto::Command command, proto::ByteView payload) override;
+    void on_can_send() override;
+
+private:
+    static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
+    void handle_io(uint32_t revents);
+    void read_local();
+    void write_local();
+    void on_data(proto::ByteView payload);
+    void on_connect_error(proto::ByteView payload);
+    // Local write side failed: tell the peer to stop, drop what we hold.
+    void stop_writing();
+    void finish_read();
+    void finish_write();
+    void maybe_close();
+    void update_events();
+
+    Mux& mux_;
+    std::uint16_t id_;
+    UniqueFd fd_;
+    EventSourcePtr source_;  // declared after fd_: destroyed first
+    std::vector<std::uint8_t> pending_;
+    std::size_t pending_pos_ = 0;
+    bool want_read_ = true;     // false while the mux cannot take our data
+    bool read_done_ = false;    // no more reading from the local socket
+    bool write_done_ = false;   // no more writing to the local socket
+    bool eof_received_ = false; // peer sent TCP_EOF; shut down once pending_ is written
+    bool holding_input_ = false;
+    bool reset_ = false;        // close with RST (remote connect failed)
+    bool closed_ = false;
+};
+
+}  // namespace sshuttle::daemon

@@ -1,0 +1,59 @@
+// Tunnel: one sshuttled instance. Owns the event loop's components and wires them: the ssh
+// child, the mux on its stream, the TCP listeners and the DNS proxy. States:
+//   connecting (ssh started, bootstrap sent) -> ready (sync seen, extensions settled, listeners
+//   accepting, READY=1 sent) -> stopping (signal, or the session broke).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/sd_handles.hpp"
+#include "daemon/dns_proxy.hpp"
+#include "daemon/mux.hpp"
+#include "daemon/options.hpp"
+#include "daemon/ssh_session.hpp"
+#include "daemon/tcp_listener.hpp"
+
+namespace sshuttle::daemon {
+
+// The first port tried for listeners and the lowest, as sshuttle (12300 down to 9001).
+inline constexpr std::uint16_t kFirstPort = 12300;
+inline constexpr std::uint16_t kLastPort = 9001;
+
+// The JSON options our agent's main() receives.
+std::string agent_options_json(const TunnelConfig& config);
+
+class Tunnel {
+public:
+    // Exit status for a session that failed (sshuttle's "Fatal").
+    static constexpr int kExitFatal = 99;
+
+    Tunnel(sd_event* event, TunnelConfig config);
+    ~Tunnel();
+    // Binds the listeners, starts ssh and the bootstrap. Errors here are fatal before any I/O.
+    [[nodiscard]] Result<void> start();
+    // Begins an orderly stop; the loop exits once ssh is gone (or after a grace period).
+    void stop(int exit_status);
+
+private:
+    Result<void> bind_listeners();
+    void on_ready();
+    void on_mux_failure(const Error& error);
+    void on_ssh_exit(int status, bool signaled);
+    static int on_grace_timeout(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
+
+    sd_event* event_;
+    TunnelConfig config_;
+    std::unique_ptr<SshSession> ssh_;
+    std::unique_ptr<Mux> mux_;
+    std::vector<std::unique_ptr<TcpListener>> listeners_;
+    std::vector<std::pair<IpAddress, UniqueFd>> tcp_sockets_;  // bound before the mux exists
+    std::unique_ptr<DnsProxy> dns_;
+    std::vector<UniqueFd> dns_sockets_;
+    std::uint16_t dns_port_ = 0;
+    EventSourcePtr grace_timer_;
+    bool stopping_ = false;
+    int exit_status_ = 0;
+};
+
+}  // namespace sshuttle::daemon
