@@ -74,13 +74,18 @@ build_asan() {
     ninja -C build-asan
 }
 
-# The fuzz targets, built with clang; the fuzz-smoke suite runs each briefly over its corpus.
+# The fuzz targets, built with clang; the fuzz suite replays each seed corpus.
 build_fuzz() {
     log "building ./build-fuzz (clang, libFuzzer)"
     if [ ! -f build-fuzz/build.ninja ]; then
         CXX=clang++ meson setup build-fuzz -Dfuzz=true -Dwerror=true >/dev/null
     fi
-    ninja -C build-fuzz
+    # Only the fuzz targets: the rest of the tree is covered by the gcc builds (and clang 14
+    # lacks some C++20 the unit tests use).
+    local targets
+    mapfile -t targets < <(ninja -C build-fuzz -t targets all 2>/dev/null |
+        grep -o '^tests/fuzz/[a-z_]*_fuzz:' | tr -d : | sort -u)
+    ninja -C build-fuzz "${targets[@]}"
 }
 
 cmd_test() {
@@ -106,7 +111,7 @@ cmd_test() {
 
     if [ "$fuzz" = 1 ]; then
         log "fuzz smoke (./build-fuzz)"
-        meson test -C build-fuzz --suite fuzz-smoke --print-errorlogs --no-rebuild || status=1
+        meson test -C build-fuzz --suite fuzz --print-errorlogs --no-rebuild || status=1
         logs+=("fuzz=build-fuzz/meson-logs/testlog.json")
     fi
 

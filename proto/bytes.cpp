@@ -12,11 +12,21 @@ std::string escape_bytes(ByteView bytes, std::size_t max_bytes) {
     for (std::size_t i = 0; i < shown; ++i) {
         const std::uint8_t c = bytes[i];
         switch (c) {
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\\': out += "\\\\"; break;
-            case '\'': out += "\\'"; break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\'':
+                out += "\\'";
+                break;
             default:
                 if (c >= 0x20 && c < 0x7f) {
                     out += static_cast<char>(c);

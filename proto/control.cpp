@@ -58,14 +58,20 @@ int json_depth(std::string_view text) noexcept {
     bool escaped = false;
     for (char c : text) {
         if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
-        if (c == '"') in_string = true;
-        else if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
-        else if ((c == ']' || c == '}') && depth > 0) --depth;
+        if (c == '"')
+            in_string = true;
+        else if (c == '[' || c == '{')
+            deepest = std::max(deepest, ++depth);
+        else if ((c == ']' || c == '}') && depth > 0)
+            --depth;
     }
     return deepest;
 }
@@ -85,8 +91,8 @@ Result<json> parse_object(std::string_view text, const char* what) {
         return protocol(what, "not valid UTF-8 at byte " + std::to_string(*bad) + " in " +
                                   quote_bytes(text.substr(*bad > 8 ? *bad - 8 : 0)));
     if (json_depth(text) > kMaxJsonDepth)
-        return protocol(what, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
-                                  " levels");
+        return protocol(what,
+                        "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return protocol(what, "not valid JSON: " + quote_bytes(text));
     if (!j.is_object())
@@ -110,8 +116,8 @@ Result<bool> optional_bool(const json& j, const char* what, const char* field, b
     if (it == j.end()) return fallback;
     const bool* value = it->get_ptr<const bool*>();
     if (value == nullptr)
-        return protocol(what, std::string("\"") + field + "\" must be a boolean, got a " +
-                                  it->type_name());
+        return protocol(
+            what, std::string("\"") + field + "\" must be a boolean, got a " + it->type_name());
     return *value;
 }
 
@@ -120,8 +126,8 @@ Result<json> optional_parameters(const json& j, const char* what) {
     const auto it = j.find("parameters");
     if (it == j.end()) return json::object();
     if (!it->is_object())
-        return protocol(what, std::string("\"parameters\" must be an object, got a ") +
-                                  it->type_name());
+        return protocol(what,
+                        std::string("\"parameters\" must be an object, got a ") + it->type_name());
     return *it;
 }
 
@@ -131,8 +137,8 @@ Result<std::string> name_field(const json& j, const char* what, const char* fiel
     if (it == j.end()) return protocol(what, std::string("missing \"") + field + "\"");
     const std::string* name = it->get_ptr<const std::string*>();
     if (name == nullptr)
-        return protocol(what, std::string("\"") + field + "\" must be a string, got a " +
-                                  it->type_name());
+        return protocol(
+            what, std::string("\"") + field + "\" must be a string, got a " + it->type_name());
     if (!is_qualified_name(*name))
         return protocol(what, std::string("\"") + field + "\" " + quote_bytes(*name) +
                                   " is not a qualified name like io.sshuttle.Daemon.Status");
@@ -153,9 +159,9 @@ Result<std::string> frame(const json& j) {
 
 Result<void> check_parameters(const json& parameters) {
     if (parameters.is_object()) return ok();
-    return Error(Errc::InvalidArgument,
-                 std::string("control parameters must be an object, got a ") +
-                     parameters.type_name());
+    return Error(
+        Errc::InvalidArgument,
+        std::string("control parameters must be an object, got a ") + parameters.type_name());
 }
 
 }  // namespace
@@ -228,8 +234,8 @@ Result<Reply> parse_reply(std::string_view text) {
 
 Result<std::string> serialize_call(const Call& call) {
     if (!is_qualified_name(call.method))
-        return Error(Errc::InvalidArgument,
-                     "control call: method " + quote_bytes(call.method) + " is not a qualified name");
+        return Error(Errc::InvalidArgument, "control call: method " + quote_bytes(call.method) +
+                                                " is not a qualified name");
     if (auto r = check_parameters(call.parameters); !r) return std::move(r).error();
     if (call.more && call.oneway)
         return Error(Errc::InvalidArgument,

@@ -25,9 +25,9 @@ Result<void> ControlDecoder::feed(ByteView bytes) {
         tail_ = static_cast<std::size_t>(bytes.data() + bytes.size() - after);
     }
     if (tail_ > max_message_)
-        return fail(Error(Errc::TooLarge,
-                          "control message longer than " + std::to_string(max_message_) +
-                              " bytes without a terminating NUL"));
+        return fail(Error(Errc::TooLarge, "control message longer than " +
+                                              std::to_string(max_message_) +
+                                              " bytes without a terminating NUL"));
     buf_.append(as_chars(bytes));
     return ok();
 }

@@ -17,7 +17,7 @@
 namespace sshuttle::proto {
 
 class ControlDecoder {
-public:
+  public:
     // Bytes: the longest message. Status for many tunnels fits in a few KiB; a peer that sends
     // more without a NUL is broken or hostile, and the daemon must not buffer it.
     static constexpr std::size_t kDefaultMaxMessage = 64 * 1024;
@@ -40,13 +40,13 @@ public:
     std::size_t buffered() const noexcept { return buf_.size() - begin_; }
     bool failed() const noexcept { return failed_.has_value(); }
 
-private:
+  private:
     Error fail(Error error);
 
     std::size_t max_message_;
     std::string buf_;
-    std::size_t begin_ = 0;     // start of the first message not yet returned
-    std::size_t tail_ = 0;      // bytes at the end of buf_ after its last NUL
+    std::size_t begin_ = 0;  // start of the first message not yet returned
+    std::size_t tail_ = 0;   // bytes at the end of buf_ after its last NUL
     std::optional<Error> failed_;
 };
 

@@ -35,8 +35,9 @@ TEST_CASE("a call round-trips through serialize_call and parse_call") {
     call.parameters = {{"tunnel", "corp"}, {"verbose", true}};
     call.more = true;
     const std::string text = text_of(serialize_call(call));
-    CHECK(text ==
-          R"({"method":"io.sshuttle.Daemon.Status","more":true,"parameters":{"tunnel":"corp","verbose":true}})");
+    CHECK(
+        text ==
+        R"({"method":"io.sshuttle.Daemon.Status","more":true,"parameters":{"tunnel":"corp","verbose":true}})");
     auto back = parse_call(text);
     REQUIRE(back);
     CHECK(back->method == call.method);
@@ -138,7 +139,8 @@ TEST_CASE("method and error names must be qualified") {
                             "io.sshuttle.Daemon.Sta tus", "io/sshuttle.X", "ä.b"}) {
         CAPTURE(bad);
         CHECK_FALSE(is_qualified_name(bad));
-        auto r = parse_call(json{{"method", bad}}.dump(-1, ' ', false, json::error_handler_t::replace));
+        auto r =
+            parse_call(json{{"method", bad}}.dump(-1, ' ', false, json::error_handler_t::replace));
         REQUIRE_FALSE(r);
         CHECK(r.error().message.find("is not a qualified name") != std::string::npos);
     }
@@ -161,11 +163,15 @@ TEST_CASE("fields of the wrong type are refused by name") {
     const std::vector<Case> calls = {
         {R"({"method":5})", "control call: \"method\" must be a string, got a number"},
         {R"({"method":null})", "control call: \"method\" must be a string, got a null"},
-        {R"({"method":"a.b","parameters":[]})", "control call: \"parameters\" must be an object, got a array"},
-        {R"({"method":"a.b","parameters":null})", "control call: \"parameters\" must be an object, got a null"},
+        {R"({"method":"a.b","parameters":[]})",
+         "control call: \"parameters\" must be an object, got a array"},
+        {R"({"method":"a.b","parameters":null})",
+         "control call: \"parameters\" must be an object, got a null"},
         {R"({"method":"a.b","more":1})", "control call: \"more\" must be a boolean, got a number"},
-        {R"({"method":"a.b","oneway":"yes"})", "control call: \"oneway\" must be a boolean, got a string"},
-        {R"({"method":"a.b","more":true,"oneway":true})", "control call: \"more\" and \"oneway\" exclude each other (a.b)"},
+        {R"({"method":"a.b","oneway":"yes"})",
+         "control call: \"oneway\" must be a boolean, got a string"},
+        {R"({"method":"a.b","more":true,"oneway":true})",
+         "control call: \"more\" and \"oneway\" exclude each other (a.b)"},
     };
     for (const Case& c : calls) {
         CAPTURE(c.text);
@@ -175,7 +181,8 @@ TEST_CASE("fields of the wrong type are refused by name") {
         {R"({"error":7})", "control reply: \"error\" must be a string, got a number"},
         {R"({"continues":"no"})", "control reply: \"continues\" must be a boolean, got a string"},
         {R"({"parameters":"x"})", "control reply: \"parameters\" must be an object, got a string"},
-        {R"({"error":"a.B","continues":true})", "control reply: error a.B cannot have \"continues\""},
+        {R"({"error":"a.B","continues":true})",
+         "control reply: error a.B cannot have \"continues\""},
     };
     for (const Case& c : replies) {
         CAPTURE(c.text);
@@ -214,16 +221,18 @@ TEST_CASE("invalid UTF-8 is refused with its offset") {
         CAPTURE(c.text);
         const Error e = call_error(c.text);
         CHECK(e.code == Errc::Protocol);
-        CHECK(e.message.find("control call: not valid UTF-8 at byte " + std::to_string(c.offset)) == 0);
+        CHECK(e.message.find("control call: not valid UTF-8 at byte " + std::to_string(c.offset)) ==
+              0);
     }
     // Valid multi-byte text passes (the name check then refuses it for other reasons).
-    auto ok = parse_call("{\"method\":\"a.b\",\"parameters\":{\"s\":\"\xc3\xa4\xe2\x82\xac\xf0\x9f\x98\x80\"}}");
+    auto ok = parse_call(
+        "{\"method\":\"a.b\",\"parameters\":{\"s\":\"\xc3\xa4\xe2\x82\xac\xf0\x9f\x98\x80\"}}");
     CHECK(ok);
 }
 
 TEST_CASE("an escaped lone surrogate is refused as invalid JSON") {
-    CHECK(call_error(R"({"method":"a.b","parameters":{"s":"\ud800"}})").message.find(
-              "not valid JSON") != std::string::npos);
+    CHECK(call_error(R"({"method":"a.b","parameters":{"s":"\ud800"}})")
+              .message.find("not valid JSON") != std::string::npos);
 }
 
 TEST_CASE("nesting deeper than the limit is refused before parsing") {
@@ -233,7 +242,8 @@ TEST_CASE("nesting deeper than the limit is refused before parsing") {
     deep += "}}";
     CHECK(call_error(deep).message == "control call: JSON nested deeper than 32 levels");
     // Brackets inside strings do not count.
-    CHECK(parse_call("{\"method\":\"a.b\",\"parameters\":{\"x\":\"" + std::string(100, '[') + "\"}}"));
+    CHECK(parse_call("{\"method\":\"a.b\",\"parameters\":{\"x\":\"" + std::string(100, '[') +
+                     "\"}}"));
 }
 
 TEST_CASE("a message over the size limit is TooLarge") {

@@ -33,7 +33,7 @@ struct FrameView {
 };
 
 class FrameDecoder {
-public:
+  public:
     // Bytes: four largest frames. Enough that the peer's burst (upstream sends ~32 KiB per round
     // trip; our own peer writes up to a few frames per writev) never waits on our buffer, small
     // enough to be nothing per session.
@@ -74,7 +74,7 @@ public:
     // waiting for the payload.
     [[nodiscard]] Result<std::optional<FrameView>> next();
 
-private:
+  private:
     Error fail(Error error);
     // Moves the unconsumed bytes to the front of the buffer.
     void compact() noexcept;

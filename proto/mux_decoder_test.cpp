@@ -41,7 +41,8 @@ std::vector<Frame> make_frames(int count, std::size_t max_size, unsigned seed) {
 
 std::vector<std::uint8_t> encode(const std::vector<Frame>& frames) {
     std::vector<std::uint8_t> out;
-    for (const Frame& f : frames) REQUIRE(append_frame(out, f.channel, f.command, as_bytes(f.payload)));
+    for (const Frame& f : frames)
+        REQUIRE(append_frame(out, f.channel, f.command, as_bytes(f.payload)));
     return out;
 }
 
@@ -125,8 +126,8 @@ TEST_CASE("prepare and commit read straight into the buffer and decode the same 
         auto area = decoder.prepare();
         REQUIRE(area.size() >= std::min(decoder.space(), kMaxFrameSize));
         // A short "read", as from a socket.
-        const std::size_t n = std::min({area.size(), stream.size() - at,
-                                        static_cast<std::size_t>(1 + rng() % 50000)});
+        const std::size_t n = std::min(
+            {area.size(), stream.size() - at, static_cast<std::size_t>(1 + rng() % 50000)});
         std::copy_n(stream.begin() + static_cast<std::ptrdiff_t>(at), n, area.begin());
         decoder.commit(n);
         at += n;
@@ -172,16 +173,20 @@ TEST_CASE("bad magic fails the decoder with the bytes it got") {
     CHECK(e.message == "bad mux frame magic: expected 'SS', got '\\x00A'");
 }
 
-TEST_CASE("bad magic is reported from the first wrong byte, after the good frames") {
+TEST_CASE("bad magic is reported once its two bytes are in, after the good frames") {
     FrameDecoder decoder;
     REQUIRE(decoder.feed(as_bytes("SS\x00\x01\x42\x01\x00\x00X"s)));
     auto ping = decoder.next();
     REQUIRE(ping);
     REQUIRE(ping->has_value());
     CHECK((*ping)->command == Command::Ping);
+    auto wait = decoder.next();
+    REQUIRE(wait);
+    CHECK_FALSE(wait->has_value());
+    REQUIRE(decoder.feed(as_bytes("S")));
     auto bad = decoder.next();
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().message == "bad mux frame magic: expected 'SS', got 'X'");
+    CHECK(bad.error().message == "bad mux frame magic: expected 'SS', got 'XS'");
 }
 
 TEST_CASE("an unknown command is a named error with its channel") {

@@ -26,23 +26,40 @@ std::string hex16(std::uint16_t v) {
 
 std::string_view command_name(Command command) noexcept {
     switch (command) {
-        case Command::Exit: return "EXIT";
-        case Command::Ping: return "PING";
-        case Command::Pong: return "PONG";
-        case Command::TcpConnect: return "TCP_CONNECT";
-        case Command::TcpStopSending: return "TCP_STOP_SENDING";
-        case Command::TcpEof: return "TCP_EOF";
-        case Command::TcpData: return "TCP_DATA";
-        case Command::Routes: return "ROUTES";
-        case Command::HostReq: return "HOST_REQ";
-        case Command::HostList: return "HOST_LIST";
-        case Command::DnsReq: return "DNS_REQ";
-        case Command::DnsResponse: return "DNS_RESPONSE";
-        case Command::UdpOpen: return "UDP_OPEN";
-        case Command::UdpData: return "UDP_DATA";
-        case Command::UdpClose: return "UDP_CLOSE";
-        case Command::Window: return "WINDOW";
-        case Command::ConnectError: return "CONNECT_ERROR";
+        case Command::Exit:
+            return "EXIT";
+        case Command::Ping:
+            return "PING";
+        case Command::Pong:
+            return "PONG";
+        case Command::TcpConnect:
+            return "TCP_CONNECT";
+        case Command::TcpStopSending:
+            return "TCP_STOP_SENDING";
+        case Command::TcpEof:
+            return "TCP_EOF";
+        case Command::TcpData:
+            return "TCP_DATA";
+        case Command::Routes:
+            return "ROUTES";
+        case Command::HostReq:
+            return "HOST_REQ";
+        case Command::HostList:
+            return "HOST_LIST";
+        case Command::DnsReq:
+            return "DNS_REQ";
+        case Command::DnsResponse:
+            return "DNS_RESPONSE";
+        case Command::UdpOpen:
+            return "UDP_OPEN";
+        case Command::UdpData:
+            return "UDP_DATA";
+        case Command::UdpClose:
+            return "UDP_CLOSE";
+        case Command::Window:
+            return "WINDOW";
+        case Command::ConnectError:
+            return "CONNECT_ERROR";
     }
     return "UNKNOWN";
 }
@@ -54,8 +71,10 @@ bool is_control_command(Command command) noexcept {
         case Command::Pong:
         case Command::Routes:
         case Command::HostReq:
-        case Command::HostList: return true;
-        default: return false;
+        case Command::HostList:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -119,8 +138,8 @@ std::size_t begin_frame(std::vector<std::uint8_t>& out, std::uint16_t channel, C
 
 Result<void> end_frame(std::vector<std::uint8_t>& out, std::size_t header_offset) {
     if (header_offset > out.size() || out.size() - header_offset < kHeaderSize)
-        return Error(Errc::Internal, "end_frame: no frame header at offset " +
-                                         std::to_string(header_offset));
+        return Error(Errc::Internal,
+                     "end_frame: no frame header at offset " + std::to_string(header_offset));
     std::uint8_t* header = out.data() + header_offset;
     const std::size_t size = out.size() - header_offset - kHeaderSize;
     if (size > kMaxPayload) {

@@ -81,7 +81,8 @@ constexpr bool is_extension_command(std::uint16_t value) noexcept {
 constexpr bool is_known_command(std::uint16_t value) noexcept {
     return is_upstream_command(value) || is_extension_command(value);
 }
-// The upstream name ("TCP_DATA"; "WINDOW", "CONNECT_ERROR" for ours), or "UNKNOWN" for a value outside the table.
+// The upstream name ("TCP_DATA"; "WINDOW", "CONNECT_ERROR" for ours), or "UNKNOWN" for a value
+// outside the table.
 std::string_view command_name(Command command) noexcept;
 // Whether the command belongs on channel 0 (EXIT, PING, PONG, ROUTES, HOST_REQ, HOST_LIST) rather
 // than on a connection channel (all others, which never use channel 0).

@@ -99,7 +99,8 @@ TEST_CASE("every command round-trips through append_frame and the decoder") {
     CHECK_FALSE(end->has_value());
 }
 
-TEST_CASE("append_frame takes a 65535-byte payload and rejects 65536, leaving the buffer as it was") {
+TEST_CASE(
+    "append_frame takes a 65535-byte payload and rejects 65536, leaving the buffer as it was") {
     std::vector<std::uint8_t> out = {1, 2, 3};
     const std::vector<std::uint8_t> max(kMaxPayload, 0xab);
     REQUIRE(append_frame(out, 7, Command::TcpData, max));
@@ -112,7 +113,8 @@ TEST_CASE("append_frame takes a 65535-byte payload and rejects 65536, leaving th
     auto r = append_frame(out, 7, Command::TcpData, too_big);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == sshuttle::Errc::TooLarge);
-    CHECK(r.error().message == "TCP_DATA payload of 65536 bytes does not fit a mux frame (at most 65535)");
+    CHECK(r.error().message ==
+          "TCP_DATA payload of 65536 bytes does not fit a mux frame (at most 65535)");
     CHECK(out.size() == before);
 }
 
@@ -122,7 +124,9 @@ TEST_CASE("append_header announces a payload the caller appends in pieces") {
     const std::string prefix = "1.2.3.4,53,";
     out.insert(out.end(), prefix.begin(), prefix.end());
     out.push_back('x');
-    CHECK(string_of(out) == "SS\x00\x03\x42\x0d\x00\x0c" "1.2.3.4,53,x"s);
+    CHECK(string_of(out) ==
+          "SS\x00\x03\x42\x0d\x00\x0c"
+          "1.2.3.4,53,x"s);
 }
 
 TEST_CASE("write_header fills a reserved slot once the payload size is known") {
@@ -132,8 +136,11 @@ TEST_CASE("write_header fills a reserved slot once the payload size is known") {
     out[9] = 'a';
     out[10] = 't';
     out[11] = 'a';
-    write_header(std::span<std::uint8_t, kHeaderSize>(out.data(), kHeaderSize), 9, Command::TcpData, 4);
-    CHECK(string_of(out) == "SS\x00\x09\x42\x06\x00\x04" "data"s);
+    write_header(std::span<std::uint8_t, kHeaderSize>(out.data(), kHeaderSize), 9, Command::TcpData,
+                 4);
+    CHECK(string_of(out) ==
+          "SS\x00\x09\x42\x06\x00\x04"
+          "data"s);
 }
 
 TEST_CASE("begin_frame and end_frame patch the size of a payload produced in place") {
@@ -158,7 +165,8 @@ TEST_CASE("end_frame removes a frame whose payload grew past 65535 bytes") {
 
 TEST_CASE("parse_header names bad magic and unknown commands") {
     const auto parse = [](std::string_view text) {
-        return parse_header(std::span<const std::uint8_t, kHeaderSize>(as_bytes(text).data(), kHeaderSize));
+        return parse_header(
+            std::span<const std::uint8_t, kHeaderSize>(as_bytes(text).data(), kHeaderSize));
     };
     auto good = parse("SS\x00\x05\x42\x01\x01\x00"s);
     REQUIRE(good);

@@ -15,7 +15,9 @@ constexpr std::size_t kMaxU16Digits = 5;
 // Decimal digits of a prefix width (at most 128).
 constexpr std::size_t kMaxWidthDigits = 3;
 
-std::string cmd(Command command) { return std::string(command_name(command)); }
+std::string cmd(Command command) {
+    return std::string(command_name(command));
+}
 
 // "<COMMAND> payload '<text>': <what>"
 Error malformed(Command command, ByteView text, const std::string& what) {
@@ -58,7 +60,9 @@ std::optional<Family> parse_family(std::string_view text) {
     return *value == kWireAfInet ? Family::V4 : Family::V6;
 }
 
-unsigned wire_family(Family family) { return family == Family::V4 ? kWireAfInet : kWireAfInet6; }
+unsigned wire_family(Family family) {
+    return family == Family::V4 ? kWireAfInet : kWireAfInet6;
+}
 
 // Splits text at sep into exactly N fields; nullopt for any other count.
 template <std::size_t N>
@@ -85,8 +89,8 @@ std::optional<IpAddress> parse_ip(std::string_view text, Family family) {
 bool is_host_name(std::string_view name) {
     if (name.empty() || name.size() > kMaxHostNameLength) return false;
     for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '_' || c == '.';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
         if (!ok) return false;
     }
     return true;
@@ -130,16 +134,24 @@ Result<void> check_host_name(Command command, const std::string& name) {
 
 // ---- payloads without structure ----
 
-Result<Exit> Exit::parse(ByteView) { return Exit{}; }
-Result<void> Exit::append_payload(std::vector<std::uint8_t>&) const { return ok(); }
+Result<Exit> Exit::parse(ByteView) {
+    return Exit{};
+}
+Result<void> Exit::append_payload(std::vector<std::uint8_t>&) const {
+    return ok();
+}
 
-Result<Ping> Ping::parse(ByteView payload) { return Ping{payload}; }
+Result<Ping> Ping::parse(ByteView payload) {
+    return Ping{payload};
+}
 Result<void> Ping::append_payload(std::vector<std::uint8_t>& out) const {
     append_bytes(out, data);
     return ok();
 }
 
-Result<Pong> Pong::parse(ByteView payload) { return Pong{payload}; }
+Result<Pong> Pong::parse(ByteView payload) {
+    return Pong{payload};
+}
 Result<void> Pong::append_payload(std::vector<std::uint8_t>& out) const {
     append_bytes(out, data);
     return ok();
@@ -149,27 +161,37 @@ Result<TcpStopSending> TcpStopSending::parse(ByteView payload) {
     if (!payload.empty()) return must_be_empty(kCommand, payload);
     return TcpStopSending{};
 }
-Result<void> TcpStopSending::append_payload(std::vector<std::uint8_t>&) const { return ok(); }
+Result<void> TcpStopSending::append_payload(std::vector<std::uint8_t>&) const {
+    return ok();
+}
 
 Result<TcpEof> TcpEof::parse(ByteView payload) {
     if (!payload.empty()) return must_be_empty(kCommand, payload);
     return TcpEof{};
 }
-Result<void> TcpEof::append_payload(std::vector<std::uint8_t>&) const { return ok(); }
+Result<void> TcpEof::append_payload(std::vector<std::uint8_t>&) const {
+    return ok();
+}
 
-Result<TcpData> TcpData::parse(ByteView payload) { return TcpData{payload}; }
+Result<TcpData> TcpData::parse(ByteView payload) {
+    return TcpData{payload};
+}
 Result<void> TcpData::append_payload(std::vector<std::uint8_t>& out) const {
     append_bytes(out, data);
     return ok();
 }
 
-Result<DnsReq> DnsReq::parse(ByteView payload) { return DnsReq{payload}; }
+Result<DnsReq> DnsReq::parse(ByteView payload) {
+    return DnsReq{payload};
+}
 Result<void> DnsReq::append_payload(std::vector<std::uint8_t>& out) const {
     append_bytes(out, query);
     return ok();
 }
 
-Result<DnsResponse> DnsResponse::parse(ByteView payload) { return DnsResponse{payload}; }
+Result<DnsResponse> DnsResponse::parse(ByteView payload) {
+    return DnsResponse{payload};
+}
 Result<void> DnsResponse::append_payload(std::vector<std::uint8_t>& out) const {
     append_bytes(out, answer);
     return ok();
@@ -179,7 +201,9 @@ Result<UdpClose> UdpClose::parse(ByteView payload) {
     if (!payload.empty()) return must_be_empty(kCommand, payload);
     return UdpClose{};
 }
-Result<void> UdpClose::append_payload(std::vector<std::uint8_t>&) const { return ok(); }
+Result<void> UdpClose::append_payload(std::vector<std::uint8_t>&) const {
+    return ok();
+}
 
 // ---- TCP_CONNECT ----
 
@@ -224,9 +248,9 @@ Result<Routes> Routes::parse(ByteView payload) {
                              "address family " + quote_bytes((*fields)[0]) + " is not a number");
         auto ip = parse_ip((*fields)[1], *family);
         if (!ip)
-            return malformed(kCommand, bytes,
-                             quote_bytes((*fields)[1]) + " is not an " + family_name(*family) +
-                                 " address");
+            return malformed(
+                kCommand, bytes,
+                quote_bytes((*fields)[1]) + " is not an " + family_name(*family) + " address");
         auto width = parse_decimal((*fields)[2], kMaxWidthDigits);
         if (!width || *width > static_cast<unsigned>(family_bits(*family)))
             return malformed(kCommand, bytes,
@@ -258,9 +282,8 @@ Result<HostReq> HostReq::parse(ByteView payload) {
             return malformed(kCommand, as_bytes(name),
                              "not a host name of [-A-Za-z0-9_.], 1 to 253 characters");
         if (out.hostnames.size() == kMaxHostNames)
-            return Error(Errc::TooLarge,
-                         "HOST_REQ payload names more than " + std::to_string(kMaxHostNames) +
-                             " hosts");
+            return Error(Errc::TooLarge, "HOST_REQ payload names more than " +
+                                             std::to_string(kMaxHostNames) + " hosts");
         out.hostnames.emplace_back(name);
         return ok();
     });
@@ -270,8 +293,8 @@ Result<HostReq> HostReq::parse(ByteView payload) {
 
 Result<void> HostReq::append_payload(std::vector<std::uint8_t>& out) const {
     if (hostnames.size() > kMaxHostNames)
-        return Error(Errc::TooLarge, "HOST_REQ: more than " + std::to_string(kMaxHostNames) +
-                                         " host names");
+        return Error(Errc::TooLarge,
+                     "HOST_REQ: more than " + std::to_string(kMaxHostNames) + " host names");
     for (std::size_t i = 0; i < hostnames.size(); ++i) {
         if (auto r = check_host_name(kCommand, hostnames[i]); !r) return r;
         if (i > 0) out.push_back('\n');
@@ -298,9 +321,8 @@ Result<HostList> HostList::parse(ByteView payload) {
             return malformed(kCommand, bytes,
                              quote_bytes((*fields)[1]) + " is not an IPv4 address");
         if (out.hosts.size() == kMaxHostNames)
-            return Error(Errc::TooLarge,
-                         "HOST_LIST payload names more than " + std::to_string(kMaxHostNames) +
-                             " hosts");
+            return Error(Errc::TooLarge, "HOST_LIST payload names more than " +
+                                             std::to_string(kMaxHostNames) + " hosts");
         out.hosts.push_back(HostEntry{std::string((*fields)[0]), *ip});
         return ok();
     });
@@ -310,14 +332,14 @@ Result<HostList> HostList::parse(ByteView payload) {
 
 Result<void> HostList::append_payload(std::vector<std::uint8_t>& out) const {
     if (hosts.size() > kMaxHostNames)
-        return Error(Errc::TooLarge, "HOST_LIST: more than " + std::to_string(kMaxHostNames) +
-                                         " hosts");
+        return Error(Errc::TooLarge,
+                     "HOST_LIST: more than " + std::to_string(kMaxHostNames) + " hosts");
     for (const HostEntry& h : hosts) {
         if (auto r = check_host_name(kCommand, h.name); !r) return r;
         // Upstream's client asserts [0-9.]+ on the address and would crash on IPv6.
         if (!h.ip.is_v4())
-            return Error(Errc::InvalidArgument, "HOST_LIST: " + h.ip.to_string() + " for " +
-                                                    h.name + " is not IPv4");
+            return Error(Errc::InvalidArgument,
+                         "HOST_LIST: " + h.ip.to_string() + " for " + h.name + " is not IPv4");
         append_text(out, h.name + "," + h.ip.to_string() + "\n");
     }
     return ok();
@@ -350,8 +372,7 @@ Result<UdpData> UdpData::parse(ByteView payload) {
     const std::string_view ip_text = text.substr(0, comma1);
     const std::string_view port_text = text.substr(comma1 + 1, comma2 - comma1 - 1);
     auto ip = IpAddress::parse(ip_text);
-    if (!ip)
-        return malformed(kCommand, payload, quote_bytes(ip_text) + " is not an IP address");
+    if (!ip) return malformed(kCommand, payload, quote_bytes(ip_text) + " is not an IP address");
     auto port = parse_port(port_text);
     if (!port)
         return malformed(kCommand, payload,
@@ -369,9 +390,9 @@ Result<void> UdpData::append_payload(std::vector<std::uint8_t>& out) const {
 
 Result<Window> Window::parse(ByteView payload) {
     if (payload.size() != 4)
-        return malformed(kCommand, payload,
-                         "expected a 4-byte increment, got " + std::to_string(payload.size()) +
-                             " bytes");
+        return malformed(
+            kCommand, payload,
+            "expected a 4-byte increment, got " + std::to_string(payload.size()) + " bytes");
     const std::uint32_t increment = (std::uint32_t{payload[0]} << 24) |
                                     (std::uint32_t{payload[1]} << 16) |
                                     (std::uint32_t{payload[2]} << 8) | std::uint32_t{payload[3]};
@@ -383,8 +404,8 @@ Result<Window> Window::parse(ByteView payload) {
 
 Result<void> Window::append_payload(std::vector<std::uint8_t>& out) const {
     if (increment == 0 || increment > kMaxWindowIncrement)
-        return Error(Errc::InvalidArgument, "WINDOW: increment " + std::to_string(increment) +
-                                                " is not in 1..2147483647");
+        return Error(Errc::InvalidArgument,
+                     "WINDOW: increment " + std::to_string(increment) + " is not in 1..2147483647");
     out.push_back(static_cast<std::uint8_t>(increment >> 24));
     out.push_back(static_cast<std::uint8_t>(increment >> 16));
     out.push_back(static_cast<std::uint8_t>(increment >> 8));
@@ -411,8 +432,9 @@ Result<ConnectError> ConnectError::parse(ByteView payload) {
     auto number = parse_decimal(text.substr(0, comma), kMaxU16Digits);
     if (!number || *number == 0 || *number > 65535)
         return malformed(kCommand, payload,
-                         "errno " + quote_bytes(text.substr(0, comma)) + " is not a number in "
-                                                                          "1..65535");
+                         "errno " + quote_bytes(text.substr(0, comma)) +
+                             " is not a number in "
+                             "1..65535");
     const std::string_view message = text.substr(comma + 1);
     if (!is_printable_ascii(message))
         return malformed(kCommand, payload, "the message is not printable ASCII");
@@ -425,8 +447,8 @@ Result<void> ConnectError::append_payload(std::vector<std::uint8_t>& out) const 
         return Error(Errc::InvalidArgument,
                      "CONNECT_ERROR: " + quote_bytes(text) + " is not '<errno>,<printable text>'");
     if (text.size() > kMaxConnectErrorPayload)
-        return Error(Errc::TooLarge, "CONNECT_ERROR: " + std::to_string(text.size()) +
-                                         " bytes is longer than 256");
+        return Error(Errc::TooLarge,
+                     "CONNECT_ERROR: " + std::to_string(text.size()) + " bytes is longer than 256");
     append_text(out, text);
     return ok();
 }
@@ -439,26 +461,43 @@ Result<Message> parse_message(Command command, ByteView payload) {
         return Message{std::move(parsed).value()};
     };
     switch (command) {
-        case Command::Exit: return wrap(Exit::parse(payload));
-        case Command::Ping: return wrap(Ping::parse(payload));
-        case Command::Pong: return wrap(Pong::parse(payload));
-        case Command::TcpConnect: return wrap(TcpConnect::parse(payload));
-        case Command::TcpStopSending: return wrap(TcpStopSending::parse(payload));
-        case Command::TcpEof: return wrap(TcpEof::parse(payload));
-        case Command::TcpData: return wrap(TcpData::parse(payload));
-        case Command::Routes: return wrap(Routes::parse(payload));
-        case Command::HostReq: return wrap(HostReq::parse(payload));
-        case Command::HostList: return wrap(HostList::parse(payload));
-        case Command::DnsReq: return wrap(DnsReq::parse(payload));
-        case Command::DnsResponse: return wrap(DnsResponse::parse(payload));
-        case Command::UdpOpen: return wrap(UdpOpen::parse(payload));
-        case Command::UdpData: return wrap(UdpData::parse(payload));
-        case Command::UdpClose: return wrap(UdpClose::parse(payload));
-        case Command::Window: return wrap(Window::parse(payload));
-        case Command::ConnectError: return wrap(ConnectError::parse(payload));
+        case Command::Exit:
+            return wrap(Exit::parse(payload));
+        case Command::Ping:
+            return wrap(Ping::parse(payload));
+        case Command::Pong:
+            return wrap(Pong::parse(payload));
+        case Command::TcpConnect:
+            return wrap(TcpConnect::parse(payload));
+        case Command::TcpStopSending:
+            return wrap(TcpStopSending::parse(payload));
+        case Command::TcpEof:
+            return wrap(TcpEof::parse(payload));
+        case Command::TcpData:
+            return wrap(TcpData::parse(payload));
+        case Command::Routes:
+            return wrap(Routes::parse(payload));
+        case Command::HostReq:
+            return wrap(HostReq::parse(payload));
+        case Command::HostList:
+            return wrap(HostList::parse(payload));
+        case Command::DnsReq:
+            return wrap(DnsReq::parse(payload));
+        case Command::DnsResponse:
+            return wrap(DnsResponse::parse(payload));
+        case Command::UdpOpen:
+            return wrap(UdpOpen::parse(payload));
+        case Command::UdpData:
+            return wrap(UdpData::parse(payload));
+        case Command::UdpClose:
+            return wrap(UdpClose::parse(payload));
+        case Command::Window:
+            return wrap(Window::parse(payload));
+        case Command::ConnectError:
+            return wrap(ConnectError::parse(payload));
     }
-    return Error(Errc::Protocol, "unknown mux command " +
-                                     std::to_string(static_cast<unsigned>(command)));
+    return Error(Errc::Protocol,
+                 "unknown mux command " + std::to_string(static_cast<unsigned>(command)));
 }
 
 Command message_command(const Message& message) noexcept {

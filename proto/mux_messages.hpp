@@ -188,9 +188,9 @@ struct ConnectError {
     Result<void> append_payload(std::vector<std::uint8_t>& out) const;
 };
 
-using Message = std::variant<Exit, Ping, Pong, TcpConnect, TcpStopSending, TcpEof, TcpData, Routes,
-                             HostReq, HostList, DnsReq, DnsResponse, UdpOpen, UdpData, UdpClose,
-                             Window, ConnectError>;
+using Message =
+    std::variant<Exit, Ping, Pong, TcpConnect, TcpStopSending, TcpEof, TcpData, Routes, HostReq,
+                 HostList, DnsReq, DnsResponse, UdpOpen, UdpData, UdpClose, Window, ConnectError>;
 
 // Parses the payload of a frame with the given command into the matching type.
 [[nodiscard]] Result<Message> parse_message(Command command, ByteView payload);

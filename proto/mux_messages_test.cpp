@@ -15,7 +15,9 @@ using namespace std::string_literals;
 
 namespace {
 
-IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+IpAddress ip(const char* text) {
+    return *IpAddress::parse(text);
+}
 
 // The payload append_payload() writes for a message.
 template <class T>
@@ -32,8 +34,9 @@ T parsed(std::string_view payload) {
     return *r;
 }
 
-const std::string kDnsQuery = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07"
-                              "example\x03org\x00\x00\x01\x00\x01"s;
+const std::string kDnsQuery =
+    "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07"
+    "example\x03org\x00\x00\x01\x00\x01"s;
 
 const std::string kHttp = "GET / HTTP/1.1\r\n\0\xff"s;
 
@@ -124,7 +127,8 @@ TEST_CASE("ROUTES is one family,ip,width line per route and may be empty") {
 TEST_CASE("HOST_REQ joins names with newlines and HOST_LIST writes name,ip lines") {
     CHECK(payload_of(HostReq{{"seed1", "seed2"}}) == "seed1\nseed2");
     CHECK(payload_of(HostReq{}).empty());
-    CHECK(parsed<HostReq>("seed1\nseed2\n").hostnames == std::vector<std::string>{"seed1", "seed2"});
+    CHECK(parsed<HostReq>("seed1\nseed2\n").hostnames ==
+          std::vector<std::string>{"seed1", "seed2"});
     CHECK(payload_of(HostList{{HostEntry{"a.b", ip("1.2.3.4")}}}) == "a.b,1.2.3.4\n");
     const auto list = parsed<HostList>("a.b,1.2.3.4\nc-d,5.6.7.8");  // last newline optional
     REQUIRE(list.hosts.size() == 2);
@@ -179,49 +183,75 @@ TEST_CASE("malformed payloads give named errors quoting the bad text") {
     std::string many_names;
     for (std::size_t i = 0; i <= kMaxHostNames; ++i) many_names += "h\n";
     const std::vector<Case> cases = {
-        {Command::TcpConnect, "", Errc::Protocol, "TCP_CONNECT payload '': expected '<family>,<ip>,<port>'"},
+        {Command::TcpConnect, "", Errc::Protocol,
+         "TCP_CONNECT payload '': expected '<family>,<ip>,<port>'"},
         {Command::TcpConnect, "2,10.0.0.1", Errc::Protocol, "expected '<family>,<ip>,<port>'"},
         {Command::TcpConnect, "2,10.0.0.1,80,1", Errc::Protocol, "expected '<family>,<ip>,<port>'"},
-        {Command::TcpConnect, "x,10.0.0.1,80", Errc::Protocol, "address family 'x' is not a number"},
-        {Command::TcpConnect, "-2,10.0.0.1,80", Errc::Protocol, "address family '-2' is not a number"},
-        {Command::TcpConnect, "2,fd00::1,80", Errc::Protocol, "'fd00::1' is not an IPv4 address (family 2)"},
-        {Command::TcpConnect, "10,10.0.0.1,80", Errc::Protocol, "'10.0.0.1' is not an IPv6 address"},
-        {Command::TcpConnect, "2,10.0.0.1,65536", Errc::Protocol, "port '65536' is not a number in 0..65535"},
+        {Command::TcpConnect, "x,10.0.0.1,80", Errc::Protocol,
+         "address family 'x' is not a number"},
+        {Command::TcpConnect, "-2,10.0.0.1,80", Errc::Protocol,
+         "address family '-2' is not a number"},
+        {Command::TcpConnect, "2,fd00::1,80", Errc::Protocol,
+         "'fd00::1' is not an IPv4 address (family 2)"},
+        {Command::TcpConnect, "10,10.0.0.1,80", Errc::Protocol,
+         "'10.0.0.1' is not an IPv6 address"},
+        {Command::TcpConnect, "2,10.0.0.1,65536", Errc::Protocol,
+         "port '65536' is not a number in 0..65535"},
         {Command::TcpConnect, "2,10.0.0.1, 80", Errc::Protocol, "port ' 80' is not a number"},
         {Command::TcpConnect, "2,10.0.0.1,", Errc::Protocol, "port '' is not a number"},
-        {Command::TcpConnect, "2,host.example,80", Errc::Protocol, "'host.example' is not an IPv4 address"},
+        {Command::TcpConnect, "2,host.example,80", Errc::Protocol,
+         "'host.example' is not an IPv4 address"},
         {Command::TcpConnect, "10,[::1],80", Errc::Protocol, "'[::1]' is not an IPv6 address"},
-        {Command::TcpConnect, "2,10.0.0.1\n,80", Errc::Protocol, "TCP_CONNECT payload '2,10.0.0.1\\n,80'"},
-        {Command::TcpStopSending, "x", Errc::Protocol, "TCP_STOP_SENDING payload must be empty, got 1 bytes 'x'"},
-        {Command::TcpEof, "\0"s, Errc::Protocol, "TCP_EOF payload must be empty, got 1 bytes '\\x00'"},
+        {Command::TcpConnect, "2,10.0.0.1\n,80", Errc::Protocol,
+         "TCP_CONNECT payload '2,10.0.0.1\\n,80'"},
+        {Command::TcpStopSending, "x", Errc::Protocol,
+         "TCP_STOP_SENDING payload must be empty, got 1 bytes 'x'"},
+        {Command::TcpEof, "\0"s, Errc::Protocol,
+         "TCP_EOF payload must be empty, got 1 bytes '\\x00'"},
         {Command::UdpClose, "bye", Errc::Protocol, "UDP_CLOSE payload must be empty"},
-        {Command::Routes, "2,10.0.0.0\n", Errc::Protocol, "ROUTES payload '2,10.0.0.0': expected '<family>,<ip>,<width>'"},
-        {Command::Routes, "2,10.0.0.0,33\n", Errc::Protocol, "width '33' is not a prefix length for IPv4"},
-        {Command::Routes, "10,fd00::,129\n", Errc::Protocol, "width '129' is not a prefix length for IPv6"},
-        {Command::Routes, "2,10.0.0.0,8\n2,10.0.0.0,-1\n", Errc::Protocol, "ROUTES payload '2,10.0.0.0,-1': width '-1'"},
-        {Command::Routes, "2,10.0.0.0/8,8\n", Errc::Protocol, "'10.0.0.0/8' is not an IPv4 address"},
+        {Command::Routes, "2,10.0.0.0\n", Errc::Protocol,
+         "ROUTES payload '2,10.0.0.0': expected '<family>,<ip>,<width>'"},
+        {Command::Routes, "2,10.0.0.0,33\n", Errc::Protocol,
+         "width '33' is not a prefix length for IPv4"},
+        {Command::Routes, "10,fd00::,129\n", Errc::Protocol,
+         "width '129' is not a prefix length for IPv6"},
+        {Command::Routes, "2,10.0.0.0,8\n2,10.0.0.0,-1\n", Errc::Protocol,
+         "ROUTES payload '2,10.0.0.0,-1': width '-1'"},
+        {Command::Routes, "2,10.0.0.0/8,8\n", Errc::Protocol,
+         "'10.0.0.0/8' is not an IPv4 address"},
         {Command::Routes, "2,10.0.0.0,8\r\n", Errc::Protocol, "width '8\\r'"},
-        {Command::HostReq, "good\nbad name", Errc::Protocol, "HOST_REQ payload 'bad name': not a host name"},
+        {Command::HostReq, "good\nbad name", Errc::Protocol,
+         "HOST_REQ payload 'bad name': not a host name"},
         {Command::HostReq, long_name, Errc::Protocol, "HOST_REQ payload 'aaaa"},
-        {Command::HostReq, many_names, Errc::TooLarge, "HOST_REQ payload names more than 4096 hosts"},
-        {Command::HostList, "host1\n", Errc::Protocol, "HOST_LIST payload 'host1': expected '<name>,<ipv4>'"},
+        {Command::HostReq, many_names, Errc::TooLarge,
+         "HOST_REQ payload names more than 4096 hosts"},
+        {Command::HostList, "host1\n", Errc::Protocol,
+         "HOST_LIST payload 'host1': expected '<name>,<ipv4>'"},
         {Command::HostList, "host1,fd00::1\n", Errc::Protocol, "'fd00::1' is not an IPv4 address"},
         {Command::HostList, "bad/name,10.0.0.1\n", Errc::Protocol, "'bad/name' is not a host name"},
         {Command::HostList, "h,10.0.0.1,extra\n", Errc::Protocol, "expected '<name>,<ipv4>'"},
         {Command::UdpOpen, "", Errc::Protocol, "UDP_OPEN payload '': not an address family number"},
         {Command::UdpOpen, "AF_INET", Errc::Protocol, "UDP_OPEN payload 'AF_INET'"},
         {Command::UdpOpen, "123456", Errc::Protocol, "UDP_OPEN payload '123456'"},
-        {Command::UdpData, "10.0.0.1,53", Errc::Protocol, "expected '<ip>,<port>,' before the datagram"},
+        {Command::UdpData, "10.0.0.1,53", Errc::Protocol,
+         "expected '<ip>,<port>,' before the datagram"},
         {Command::UdpData, "10.0.0.1:53,x,", Errc::Protocol, "'10.0.0.1:53' is not an IP address"},
-        {Command::UdpData, "10.0.0.1,99999,data", Errc::Protocol, "port '99999' is not a number in 0..65535"},
-        {Command::UdpData, std::string(60, '1') + ",53,x", Errc::Protocol, "expected '<ip>,<port>,'"},
-        {Command::Window, "\0\0\1"s, Errc::Protocol, "WINDOW payload '\\x00\\x00\\x01': expected a 4-byte increment, got 3 bytes"},
+        {Command::UdpData, "10.0.0.1,99999,data", Errc::Protocol,
+         "port '99999' is not a number in 0..65535"},
+        {Command::UdpData, std::string(60, '1') + ",53,x", Errc::Protocol,
+         "expected '<ip>,<port>,'"},
+        {Command::Window, "\0\0\1"s, Errc::Protocol,
+         "WINDOW payload '\\x00\\x00\\x01': expected a 4-byte increment, got 3 bytes"},
         {Command::Window, "\0\0\0\0"s, Errc::Protocol, "increment 0 is not in 1..2147483647"},
         {Command::Window, "\x80\0\0\0"s, Errc::Protocol, "increment 2147483648 is not"},
-        {Command::ConnectError, "Connection refused", Errc::Protocol, "expected '<errno>,<message>'"},
-        {Command::ConnectError, "0,Success", Errc::Protocol, "errno '0' is not a number in 1..65535"},
-        {Command::ConnectError, "111,bad\nline", Errc::Protocol, "the message is not printable ASCII"},
-        {Command::ConnectError, "111," + std::string(300, 'x'), Errc::TooLarge, "CONNECT_ERROR payload of 304 bytes"},
+        {Command::ConnectError, "Connection refused", Errc::Protocol,
+         "expected '<errno>,<message>'"},
+        {Command::ConnectError, "0,Success", Errc::Protocol,
+         "errno '0' is not a number in 1..65535"},
+        {Command::ConnectError, "111,bad\nline", Errc::Protocol,
+         "the message is not printable ASCII"},
+        {Command::ConnectError, "111," + std::string(300, 'x'), Errc::TooLarge,
+         "CONNECT_ERROR payload of 304 bytes"},
     };
     CHECK(cases.size() >= 25);
     for (const Case& c : cases) {

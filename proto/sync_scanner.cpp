@@ -31,12 +31,11 @@ Result<SyncScanner::Progress> SyncScanner::feed(ByteView chunk) {
             magic_ += static_cast<char>(byte);
             if (magic_.size() < kSyncMagic.size()) continue;
             if (magic_ != kSyncMagic) {
-                std::string got = garbage_ == 0
-                                      ? quote_bytes(prefix_)
-                                      : quote_bytes(magic_) + " after two NULs and " +
-                                            std::to_string(garbage_) +
-                                            " bytes of other output beginning " +
-                                            quote_bytes(prefix_);
+                std::string got =
+                    garbage_ == 0
+                        ? quote_bytes(prefix_)
+                        : quote_bytes(magic_) + " after two NULs and " + std::to_string(garbage_) +
+                              " bytes of other output beginning " + quote_bytes(prefix_);
                 return fail(Error(Errc::Protocol, "expected server init string " +
                                                       quote_bytes(kSyncHeader) + ", got " + got));
             }
@@ -48,10 +47,10 @@ Result<SyncScanner::Progress> SyncScanner::feed(ByteView chunk) {
             continue;
         }
         if (++garbage_ > max_garbage_)
-            return fail(Error(Errc::TooLarge,
-                              "no server init string after " + std::to_string(max_garbage_) +
-                                  " bytes of output from the remote, which began " +
-                                  quote_bytes(prefix_)));
+            return fail(Error(Errc::TooLarge, "no server init string after " +
+                                                  std::to_string(max_garbage_) +
+                                                  " bytes of output from the remote, which began " +
+                                                  quote_bytes(prefix_)));
     }
     return Progress{false, chunk.size()};
 }

@@ -22,17 +22,18 @@
 namespace sshuttle::proto {
 
 class SyncScanner {
-public:
+  public:
     // Bytes of output tolerated before the header: far more than any login banner or rc file
     // noise, small enough that a remote that never prints the header is diagnosed early.
     static constexpr std::size_t kDefaultMaxGarbage = 64 * 1024;
 
     struct Progress {
-        bool done = false;          // the header has been seen in full
-        std::size_t consumed = 0;   // bytes of this chunk used; chunk.size() unless done
+        bool done = false;         // the header has been seen in full
+        std::size_t consumed = 0;  // bytes of this chunk used; chunk.size() unless done
     };
 
-    explicit SyncScanner(std::size_t max_garbage = kDefaultMaxGarbage) : max_garbage_(max_garbage) {}
+    explicit SyncScanner(std::size_t max_garbage = kDefaultMaxGarbage)
+        : max_garbage_(max_garbage) {}
 
     // Scans one chunk. Protocol error when the 12 bytes after the NULs are not "SSHUTTLE0001"
     // (the message quotes what the remote wrote), TooLarge when more than max_garbage bytes
@@ -46,7 +47,7 @@ public:
     // e.g. "bash: python3: command not found", which is usually the whole diagnosis.
     Error eof_error() const;
 
-private:
+  private:
     enum class State { FirstNul, SecondNul, Magic, Done, Failed };
 
     Error fail(Error error);
@@ -55,9 +56,8 @@ private:
     std::size_t max_garbage_;
     State state_ = State::FirstNul;
     std::size_t garbage_ = 0;
-    std::size_t magic_seen_ = 0;  // bytes of "SSHUTTLE0001" received in State::Magic
-    std::string magic_;           // those bytes, for the mismatch message
-    std::string prefix_;          // the first kQuoteBytes bytes received, for messages
+    std::string magic_;   // those bytes, for the mismatch message
+    std::string prefix_;  // the first kQuoteBytes bytes received, for messages
     std::optional<Error> failed_;
 };
 
