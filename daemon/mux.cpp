@@ -138,6 +138,8 @@ Result<void> Mux::process_frames() {
             continue;
         }
         if (f.command == Command::Window) {
+            // Only our agent sends WINDOW, and only after agreeing to the credit extension.
+            if (!credit_) return Error(Errc::Protocol, "WINDOW without the credit extension");
             if (f.payload.size() != 4) return Error(Errc::Protocol, "WINDOW payload is not 4 bytes");
             std::uint32_t inc = read_be32(f.payload);
             st.send_credit = std::min<std::uint64_t>(std::uint64_t{st.send_credit} + inc, 0x7fffffff);

@@ -1,131 +1,26 @@
 #include "proto/mux_messages.hpp"
 
-#include <array>
-#include <optional>
 #include <string_view>
+
+#include "proto/payload_text.hpp"
 
 namespace sshuttle::proto {
 
+using namespace payload_text;
+
 namespace {
-
-// Characters of the longest IPv6 literal (inet_ntop's INET6_ADDRSTRLEN less the NUL).
-constexpr std::size_t kMaxIpText = 45;
-// Decimal digits of a u16 (port, address family).
-constexpr std::size_t kMaxU16Digits = 5;
-// Decimal digits of a prefix width (at most 128).
-constexpr std::size_t kMaxWidthDigits = 3;
-
-std::string cmd(Command command) {
-    return std::string(command_name(command));
-}
-
-// "<COMMAND> payload '<text>': <what>"
-Error malformed(Command command, ByteView text, const std::string& what) {
-    return Error(Errc::Protocol, cmd(command) + " payload " + quote_bytes(text) + ": " + what);
-}
-
-Error too_large(Command command, std::size_t size) {
-    return Error(Errc::TooLarge, cmd(command) + " payload of " + std::to_string(size) +
-                                     " bytes is longer than a mux frame (65535)");
-}
-
-Error must_be_empty(Command command, ByteView payload) {
-    return Error(Errc::Protocol, cmd(command) + " payload must be empty, got " +
-                                     std::to_string(payload.size()) + " bytes " +
-                                     quote_bytes(payload));
-}
-
-// Plain ASCII decimal: no sign, no spaces, at most max_digits digits (leading zeros allowed,
-// as Python's int() allows them).
-std::optional<unsigned> parse_decimal(std::string_view text, std::size_t max_digits) {
-    if (text.empty() || text.size() > max_digits) return std::nullopt;
-    unsigned value = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9') return std::nullopt;
-        value = value * 10 + static_cast<unsigned>(c - '0');
-    }
-    return value;
-}
-
-std::optional<std::uint16_t> parse_port(std::string_view text) {
-    auto value = parse_decimal(text, kMaxU16Digits);
-    if (!value || *value > 65535) return std::nullopt;
-    return static_cast<std::uint16_t>(*value);
-}
-
-// 2 is IPv4; any other number is the sender's AF_INET6 (see kWireAfInet6).
-std::optional<Family> parse_family(std::string_view text) {
-    auto value = parse_decimal(text, kMaxU16Digits);
-    if (!value || *value > 65535) return std::nullopt;
-    return *value == kWireAfInet ? Family::V4 : Family::V6;
-}
-
-unsigned wire_family(Family family) {
-    return family == Family::V4 ? kWireAfInet : kWireAfInet6;
-}
-
-// Splits text at sep into exactly N fields; nullopt for any other count.
-template <std::size_t N>
-std::optional<std::array<std::string_view, N>> split_exact(std::string_view text, char sep) {
-    std::array<std::string_view, N> fields;
-    for (std::size_t i = 0; i + 1 < N; ++i) {
-        const std::size_t at = text.find(sep);
-        if (at == std::string_view::npos) return std::nullopt;
-        fields[i] = text.substr(0, at);
-        text.remove_prefix(at + 1);
-    }
-    if (text.find(sep) != std::string_view::npos) return std::nullopt;
-    fields[N - 1] = text;
-    return fields;
-}
-
-// An address literal that must be of the given family.
-std::optional<IpAddress> parse_ip(std::string_view text, Family family) {
-    auto ip = IpAddress::parse(text);
-    if (!ip || ip->family() != family) return std::nullopt;
-    return *ip;
-}
-
-bool is_host_name(std::string_view name) {
-    if (name.empty() || name.size() > kMaxHostNameLength) return false;
-    for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-        if (!ok) return false;
-    }
-    return true;
-}
-
-// Calls fn(line) for each non-blank '\n'-separated line; stops at the first error.
-template <class Fn>
-Result<void> for_each_line(std::string_view text, Fn&& fn) {
-    while (!text.empty()) {
-        const std::size_t at = text.find('\n');
-        const std::string_view line = text.substr(0, at);
-        text.remove_prefix(at == std::string_view::npos ? text.size() : at + 1);
-        if (line.empty()) continue;
-        if (auto r = fn(line); !r) return r;
-    }
-    return ok();
-}
-
-void append_text(std::vector<std::uint8_t>& out, std::string_view text) {
-    out.insert(out.end(), text.begin(), text.end());
-}
-
-void append_bytes(std::vector<std::uint8_t>& out, ByteView bytes) {
-    out.insert(out.end(), bytes.begin(), bytes.end());
-}
 
 Result<void> check_width(Command command, Family family, int width) {
     if (width >= 0 && width <= family_bits(family)) return ok();
-    return Error(Errc::InvalidArgument, cmd(command) + ": prefix width " + std::to_string(width) +
-                                            " is out of range for " + family_name(family));
+    return Error(Errc::InvalidArgument, std::string(command_name(command)) + ": prefix width " +
+                                            std::to_string(width) + " is out of range for " +
+                                            family_name(family));
 }
 
 Result<void> check_host_name(Command command, const std::string& name) {
     if (is_host_name(name)) return ok();
-    return Error(Errc::InvalidArgument, cmd(command) + ": " + quote_bytes(name) +
+    return Error(Errc::InvalidArgument, std::string(command_name(command)) + ": " +
+                                            quote_bytes(name) +
                                             " is not a host name of [-A-Za-z0-9_.], 1 to 253 "
                                             "characters");
 }
@@ -383,73 +278,6 @@ Result<UdpData> UdpData::parse(ByteView payload) {
 Result<void> UdpData::append_payload(std::vector<std::uint8_t>& out) const {
     append_text(out, ip.to_string() + "," + std::to_string(port) + ",");
     append_bytes(out, datagram);
-    return ok();
-}
-
-// ---- extensions ----
-
-Result<Window> Window::parse(ByteView payload) {
-    if (payload.size() != 4)
-        return malformed(
-            kCommand, payload,
-            "expected a 4-byte increment, got " + std::to_string(payload.size()) + " bytes");
-    const std::uint32_t increment = (std::uint32_t{payload[0]} << 24) |
-                                    (std::uint32_t{payload[1]} << 16) |
-                                    (std::uint32_t{payload[2]} << 8) | std::uint32_t{payload[3]};
-    if (increment == 0 || increment > kMaxWindowIncrement)
-        return malformed(kCommand, payload,
-                         "increment " + std::to_string(increment) + " is not in 1..2147483647");
-    return Window{increment};
-}
-
-Result<void> Window::append_payload(std::vector<std::uint8_t>& out) const {
-    if (increment == 0 || increment > kMaxWindowIncrement)
-        return Error(Errc::InvalidArgument,
-                     "WINDOW: increment " + std::to_string(increment) + " is not in 1..2147483647");
-    out.push_back(static_cast<std::uint8_t>(increment >> 24));
-    out.push_back(static_cast<std::uint8_t>(increment >> 16));
-    out.push_back(static_cast<std::uint8_t>(increment >> 8));
-    out.push_back(static_cast<std::uint8_t>(increment));
-    return ok();
-}
-
-namespace {
-bool is_printable_ascii(std::string_view text) {
-    for (char c : text)
-        if (c < 0x20 || c > 0x7e) return false;
-    return true;
-}
-}  // namespace
-
-Result<ConnectError> ConnectError::parse(ByteView payload) {
-    if (payload.size() > kMaxConnectErrorPayload)
-        return Error(Errc::TooLarge, "CONNECT_ERROR payload of " + std::to_string(payload.size()) +
-                                         " bytes is longer than 256");
-    const std::string_view text = as_chars(payload);
-    const std::size_t comma = text.find(',');
-    if (comma == std::string_view::npos)
-        return malformed(kCommand, payload, "expected '<errno>,<message>'");
-    auto number = parse_decimal(text.substr(0, comma), kMaxU16Digits);
-    if (!number || *number == 0 || *number > 65535)
-        return malformed(kCommand, payload,
-                         "errno " + quote_bytes(text.substr(0, comma)) +
-                             " is not a number in "
-                             "1..65535");
-    const std::string_view message = text.substr(comma + 1);
-    if (!is_printable_ascii(message))
-        return malformed(kCommand, payload, "the message is not printable ASCII");
-    return ConnectError{static_cast<int>(*number), std::string(message)};
-}
-
-Result<void> ConnectError::append_payload(std::vector<std::uint8_t>& out) const {
-    const std::string text = std::to_string(error_number) + "," + message;
-    if (error_number <= 0 || error_number > 65535 || !is_printable_ascii(message))
-        return Error(Errc::InvalidArgument,
-                     "CONNECT_ERROR: " + quote_bytes(text) + " is not '<errno>,<printable text>'");
-    if (text.size() > kMaxConnectErrorPayload)
-        return Error(Errc::TooLarge,
-                     "CONNECT_ERROR: " + std::to_string(text.size()) + " bytes is longer than 256");
-    append_text(out, text);
     return ok();
 }
 
