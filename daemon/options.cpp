@@ -1,5 +1,7 @@
 #include "daemon/options.hpp"
 
+#include "common/subnet.hpp"
+
 #include <getopt.h>
 
 #include <algorithm>
@@ -27,33 +29,20 @@ Result<long> parse_number(const std::string& option, const std::string& text, lo
     return v;
 }
 
-// [IP:]PORT, [v6]:PORT; a bare port means 127.0.0.1 here (the daemon never listens on a
-// wildcard address without being told).
+// sshuttled takes numeric addresses only: a name would need a blocking lookup, and which of
+// its addresses to listen on is the CLI's decision, not the daemon's.
+Result<std::vector<IpAddress>> numeric_only(std::string_view host) {
+    return Error(Errc::InvalidArgument, "'" + std::string(host) + "' is not an IP address");
+}
+
+// [IP:]PORT, [v6]:PORT (common/subnet's parse_ipport); a bare port means 127.0.0.1 here, where
+// sshuttle means 0.0.0.0: the daemon never listens on a wildcard address without being told.
 Result<ListenAddress> parse_listen_item(const std::string& item) {
-    ListenAddress out;
-    out.ip = *IpAddress::parse("127.0.0.1");
-    std::string host, port = item;
-    if (!item.empty() && item.front() == '[') {
-        auto close = item.find(']');
-        if (close == std::string::npos || close + 1 >= item.size() || item[close + 1] != ':')
-            return bad("--listen", item, "expected [IPv6]:PORT");
-        host = item.substr(1, close - 1);
-        port = item.substr(close + 2);
-    } else if (auto colon = item.rfind(':'); colon != std::string::npos) {
-        host = item.substr(0, colon);
-        port = item.substr(colon + 1);
-        if (host.find(':') != std::string::npos)
-            return bad("--listen", item, "write IPv6 addresses in brackets: [::1]:PORT");
-    }
-    if (!host.empty()) {
-        auto ip = IpAddress::parse(host);
-        if (!ip) return bad("--listen", item, ip.error().message);
-        out.ip = *ip;
-    }
-    auto p = parse_number("--listen", port, 0, 65535);
-    if (!p) return p.error();
-    out.port = static_cast<std::uint16_t>(*p);
-    return out;
+    bool bare_port = !item.empty() &&
+                     std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
+    auto parsed = parse_ipport(bare_port ? "127.0.0.1:" + item : item, numeric_only);
+    if (!parsed) return parsed.error().with_context("--listen");
+    return ListenAddress{parsed->first, parsed->second};
 }
 
 Result<void> parse_listen(const std::string& text, TunnelConfig& config) {
@@ -76,24 +65,9 @@ Result<void> parse_listen(const std::string& text, TunnelConfig& config) {
 }
 
 Result<std::string> parse_to_ns(const std::string& text) {
-    std::string host = text, port = "0";
-    if (!text.empty() && text.front() == '[') {
-        auto close = text.find(']');
-        if (close == std::string::npos) return bad("--to-ns", text, "missing ']'");
-        host = text.substr(1, close - 1);
-        if (close + 1 < text.size()) {
-            if (text[close + 1] != ':') return bad("--to-ns", text, "expected [IPv6]:PORT");
-            port = text.substr(close + 2);
-        }
-    } else if (std::count(text.begin(), text.end(), ':') == 1) {
-        host = text.substr(0, text.find(':'));
-        port = text.substr(text.find(':') + 1);
-    }
-    auto ip = IpAddress::parse(host);
-    if (!ip) return bad("--to-ns", text, ip.error().message);
-    auto p = parse_number("--to-ns", port, 0, 65535);
-    if (!p) return p.error();
-    return ip->to_string() + "@" + std::to_string(*p);
+    auto parsed = parse_ipport(text, numeric_only);
+    if (!parsed) return parsed.error().with_context("--to-ns");
+    return parsed->first.to_string() + "@" + std::to_string(parsed->second);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/lab/lab.sh: the network-namespace test lab (see /work/shared/TESTING.md).
+# tests/lab/lab.sh: the network-namespace test lab (see TESTING.md in the shared design folder).
 #
 # Three hosts, as network namespaces joined by veth pairs. Nothing routes out of the machine and
 # the root namespace gets no address, route or link (veths are created inside the namespaces):
