@@ -19,8 +19,11 @@ cd "$top"
 PACKAGES_BUILD=(g++ meson ninja-build pkg-config python3
     libsystemd-dev libcap-dev nlohmann-json3-dev libspdlog-dev doctest-dev libnftables-dev)
 PACKAGES_LAB=(iproute2 openssh-server openssh-client iperf3 socat dnsmasq-base dnsutils curl
-    nftables iptables procps sshuttle)
+    nftables iptables procps sshuttle
+    dbus-daemon dbus-bin polkitd libglib2.0-bin python3-dbus)
 PACKAGES_FUZZ=(clang libclang-rt-14-dev)
+# The systemd tier: unit checks, the booted Debian container, man pages and bash completion.
+PACKAGES_SYSTEMD=(systemd systemd-container debootstrap bash-completion)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -35,7 +38,7 @@ missing_packages() {
 cmd_deps() {
     local missing
     mapfile -t missing < <(missing_packages "${PACKAGES_BUILD[@]}" "${PACKAGES_LAB[@]}" \
-        "${PACKAGES_FUZZ[@]}")
+        "${PACKAGES_FUZZ[@]}" "${PACKAGES_SYSTEMD[@]}")
     if [ ${#missing[@]} -eq 0 ]; then
         log "all Debian packages present"
         return 0
@@ -63,7 +66,9 @@ configure() {
 
 cmd_build() {
     log "building ./build"
-    configure build -Dwerror=true
+    # --prefix=/usr: the D-Bus policy and the polkit action are read only from /usr/share (and
+    # /etc), never from /usr/local, so the installed helper works only with this prefix.
+    configure build -Dwerror=true --prefix=/usr
     ninja -C build
 }
 

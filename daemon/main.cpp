@@ -1,8 +1,11 @@
-// sshuttled: one tunnel. Parse the command line, set up logging and the event loop, run.
+// sshuttled: one tunnel. Parse the command line, set up logging and the event loop, start the
+// tunnel, then serve the control socket until the tunnel stops.
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -10,6 +13,7 @@
 
 #include "common/logging.hpp"
 #include "common/sd_handles.hpp"
+#include "daemon/control_server.hpp"
 #include "daemon/options.hpp"
 #include "daemon/tunnel.hpp"
 
@@ -26,24 +30,44 @@ void raise_fd_limit() {
     }
 }
 
+struct App {
+    daemon::Tunnel* tunnel = nullptr;
+    daemon::ControlServer* control = nullptr;
+    void stop(int status) {
+        tunnel->stop(status);
+        control->finish_watchers();
+    }
+};
+
 int on_signal(sd_event_source*, const signalfd_siginfo* si, void* userdata) noexcept {
     spdlog::info("{}: stopping", si->ssi_signo == SIGINT ? "interrupted" : "terminated");
-    static_cast<daemon::Tunnel*>(userdata)->stop(0);
+    static_cast<App*>(userdata)->stop(0);
     return 0;
+}
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    auto parsed = daemon::parse_daemon_args(std::vector<std::string>(argv + 1, argv + argc));
-    if (!parsed) {
-        std::fprintf(stderr, "sshuttled: %s\n", parsed.error().message.c_str());
-        return 2;
+    auto parsed = daemon::parse_daemon_args(std::vector<std::string>(argv + 1, argv + argc),
+                                            resolve_with_getaddrinfo, proto::read_text_file);
+    if (auto* e = std::get_if<daemon::ArgsError>(&parsed)) {
+        std::fprintf(stderr, "sshuttled: %s\n", e->error.message.c_str());
+        return e->exit_code;
     }
-    if (parsed->show_help) return std::fputs(daemon::daemon_usage(), stdout), 0;
-    if (parsed->show_version) return std::puts(PROJECT_VERSION), 0;
-    setup_logging("sshuttled", parsed->config.verbosity);
+    auto& args = std::get<daemon::ParsedArgs>(parsed);
+    if (args.show_help) return std::fputs(daemon::daemon_usage(), stdout), 0;
+    if (args.show_version) return std::puts(PROJECT_VERSION), 0;
+    setup_logging("sshuttled", args.config.verbosity);
     raise_fd_limit();
+    auto place =
+        daemon::choose_control_place(args.options, daemon::default_tunnel_name(args.config.remote),
+                                     ::geteuid(), env("RUNTIME_DIRECTORY"), env("XDG_RUNTIME_DIR"));
+    if (!place) return spdlog::error("fatal: {}", place.error().to_string()), proto::kExitFatal;
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -54,12 +78,36 @@ int main(int argc, char** argv) {
     sd_event* raw = nullptr;
     if (int r = sd_event_default(&raw); r < 0) return spdlog::error("sd_event: {}", r), 1;
     EventPtr event(raw);
-    daemon::Tunnel tunnel(event.get(), std::move(parsed->config));
-    sd_event_add_signal(event.get(), nullptr, SIGINT, on_signal, &tunnel);
-    sd_event_add_signal(event.get(), nullptr, SIGTERM, on_signal, &tunnel);
+    // WATCHDOG=1 from the loop itself when the unit sets WatchdogSec=: a hung loop gets restarted.
+    sd_event_set_watchdog(event.get(), 1);
+    daemon::StatusInfo info{
+        place->name, args.config.remote.to_string(), &args.options, std::time(nullptr), 0,
+        ::getpid()};
+    sd_event_now(event.get(), CLOCK_MONOTONIC, &info.started_monotonic_usec);
+    daemon::Tunnel tunnel(event.get(), args.config);
+    App app{&tunnel, nullptr};
+    daemon::ControlServer control(event.get(),
+                                  {[&] {
+                                       std::uint64_t now = 0;
+                                       sd_event_now(event.get(), CLOCK_MONOTONIC, &now);
+                                       return daemon::status_parameters(info, tunnel.stats(), now);
+                                   },
+                                   [&] { app.stop(0); }});
+    app.control = &control;
+    sd_event_add_signal(event.get(), nullptr, SIGINT, on_signal, &app);
+    sd_event_add_signal(event.get(), nullptr, SIGTERM, on_signal, &app);
     if (auto r = tunnel.start(); !r) {
         spdlog::error("fatal: {}", r.error().to_string());
         return daemon::Tunnel::kExitFatal;
     }
-    return sd_event_loop(event.get());
+    // After the listeners are bound: a socket that answers means a tunnel that can work.
+    if (auto r = control.listen(place->path); !r) {
+        spdlog::error("fatal: control socket: {}", r.error().to_string());
+        tunnel.stop(daemon::Tunnel::kExitFatal);
+    } else {
+        spdlog::info("tunnel '{}', control socket {}", place->name, place->path);
+    }
+    int status = sd_event_loop(event.get());
+    control.finish_watchers();  // when the session ended on its own: watchers learn "stopping"
+    return status;
 }

@@ -16,6 +16,12 @@ namespace {
 
 constexpr std::uint16_t kControl = proto::kControlChannel;
 
+// Commands that open a channel (or close a UDP one): client -> server only (PROTOCOL.md 1.4).
+bool opens_channel(Command c) {
+    return c == Command::TcpConnect || c == Command::DnsReq || c == Command::UdpOpen ||
+           c == Command::UdpClose;
+}
+
 std::uint32_t read_be32(proto::ByteView p) {
     return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
            (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
@@ -39,6 +45,10 @@ Result<void> Mux::start(std::string bootstrap) {
     int r = sd_event_add_io(event_, &source, stream_.get(), EPOLLIN, &Mux::on_io, this);
     if (r < 0) return Error::from_errno("sd_event_add_io(ssh stream)", -r);
     io_source_.reset(source);
+    // sd-event dispatches one ready source per iteration. At the channels' priority the stream
+    // would be written after every channel's read, one frame per write() (and one wakeup of the
+    // peer's loop per frame); below them, it writes what all ready channels queued at once.
+    sd_event_source_set_priority(source, kStreamPriority);
     r = sd_event_add_defer(event_, &source, &Mux::on_cleanup, this);
     if (r < 0) return Error::from_errno("sd_event_add_defer", -r);
     cleanup_source_.reset(source);
@@ -58,7 +68,9 @@ int Mux::on_cleanup(sd_event_source*, void* userdata) noexcept {
     // Frames left in the decoder while input was held are delivered here, outside any
     // channel's callback, so a channel never re-enters itself.
     if (!self->failed_ && self->synced_ && self->input_holds_ == 0 && self->decoder_.buffered() > 0) {
-        if (auto r = self->process_frames(); !r) self->fail(r.error());
+        // fail() may destroy the Mux (the owner's on_failure tears the session down): touch
+        // nothing after it.
+        if (auto r = self->process_frames(); !r) return self->fail(r.error()), 0;
     }
     if (!self->failed_) self->update_events();
     return 0;
@@ -128,6 +140,13 @@ Result<void> Mux::process_frames() {
         if (!frame) return frame.error();
         if (!*frame) return ok();
         const proto::FrameView& f = **frame;
+        // The peer is untrusted: a command on the wrong kind of channel, or one that only the
+        // client may send, means the stream is not what we think it is.
+        if (auto r = proto::check_channel(f.command, f.channel); !r) return r.error();
+        if (opens_channel(f.command))
+            return Error(Errc::Protocol, std::string(proto::command_name(f.command)) + " on channel " +
+                                             std::to_string(f.channel) +
+                                             " from the server: only the client opens channels");
         if (f.channel == kControl) {
             if (auto r = handle_control(f); !r) return r;
             continue;

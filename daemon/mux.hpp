@@ -58,6 +58,9 @@ public:
     static constexpr std::uint32_t kInitialCredit = 1024 * 1024;
     // Consecutive busy ids tried before giving up on allocation (as sshuttle).
     static constexpr int kAllocTries = 1024;
+    // sd-event priority of the stream: after the channels (SD_EVENT_PRIORITY_NORMAL = 0), so
+    // one write() carries the frames of every channel that was ready in the same iteration.
+    static constexpr std::int64_t kStreamPriority = 10;
 
     struct Callbacks {
         std::function<void()> on_ready;                 // sync header seen, extensions settled

@@ -1,18 +1,23 @@
-// sshuttled's command line (pure parsing into a TunnelConfig).
+// sshuttled's command line: the shared option language (proto/tunnel_options.hpp) turned into
+// the daemon's TunnelConfig.
 //
-// Option names and meanings follow sshuttle 1.x where they exist there. Long options may be
-// abbreviated to any unique prefix, as with sshuttle's argparse.
+// sshuttled reads the same options as the sshuttle CLI, with the same parser: the CLI starts it
+// with the canonical argv of what the user typed, and a systemd unit may start it with an @file
+// profile directly. SSHUTTLE_ARGS is the CLI's business and is not read here (the CLI has
+// already put it in front of the arguments it passes on).
 #pragma once
 
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "common/error.hpp"
 #include "common/ip_address.hpp"
 #include "daemon/mux.hpp"
 #include "daemon/ssh_command.hpp"
+#include "proto/tunnel_options.hpp"
 
 namespace sshuttle::daemon {
 
@@ -35,12 +40,33 @@ struct TunnelConfig {
 
 struct ParsedArgs {
     TunnelConfig config;
+    proto::TunnelOptions options;  // as parsed, for status (subnets, method, name)
     bool show_help = false;
     bool show_version = false;
 };
 
-// Errors are InvalidArgument with a message naming the option and the bad value.
-[[nodiscard]] Result<ParsedArgs> parse_daemon_args(const std::vector<std::string>& args);
+// Usage errors (exit 2): InvalidArgument naming the option, the bad value and where it came
+// from (an @file's FILE:LINE), and options not backed by a feature yet. Start errors (exit 99):
+// -r missing or malformed. `exit_code` tells which.
+struct ArgsError {
+    Error error;
+    int exit_code = proto::kExitUsage;
+};
+
+// Parses argv (without argv[0]); host names resolve with `resolver`, @files and -s/-X files are
+// read with `reader`. Help and version requests return before any check.
+[[nodiscard]] std::variant<ParsedArgs, ArgsError> parse_daemon_args(
+    const std::vector<std::string>& args, const Resolver& resolver,
+    const proto::FileReader& reader);
+
+// The daemon's settings from parsed options (no I/O): -r parsed into its parts, the default
+// listeners (127.0.0.1 and ::1, port search) when --listen is not given.
+[[nodiscard]] Result<TunnelConfig> tunnel_config(const proto::TunnelOptions& options);
+
+// The tunnel name when --name is not given: the remote host with characters a name may not
+// hold replaced by '-' (so "corp.example.com" stays, "[fd00::1]" becomes "fd00--1").
+std::string default_tunnel_name(const RemoteTarget& remote);
+
 const char* daemon_usage();
 
 }  // namespace sshuttle::daemon

@@ -186,7 +186,9 @@ void TcpChannel::stop_writing() {
 void TcpChannel::finish_write() {
     if (write_done_) return;
     write_done_ = true;
-    ::shutdown(fd_.get(), SHUT_WR);
+    // After CONNECT_ERROR the connection ends with a reset in maybe_close(): a FIN first would
+    // let the application read a clean end of file (curl's "empty reply") before the RST.
+    if (!reset_) ::shutdown(fd_.get(), SHUT_WR);
     maybe_close();
 }
 

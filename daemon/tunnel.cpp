@@ -177,6 +177,24 @@ void Tunnel::stop(int exit_status) {
         grace_timer_.reset(timer);
 }
 
+TunnelStats Tunnel::stats() const {
+    TunnelStats s;
+    s.state = stopping_ ? TunnelStats::State::Stopping
+              : (mux_ && mux_->ready()) ? TunnelStats::State::Connected
+                                        : TunnelStats::State::Connecting;
+    if (mux_) {
+        s.channels_open = mux_->channel_count();
+        s.bytes_in = mux_->bytes_in();
+        s.bytes_out = mux_->bytes_out();
+    }
+    for (const auto& l : listeners_) {
+        s.listening.push_back(show(l->address(), l->port()));
+        s.connections += l->accepted();
+    }
+    s.dns_port = dns_ ? dns_port_ : 0;
+    return s;
+}
+
 int Tunnel::on_grace_timeout(sd_event_source*, uint64_t, void* userdata) noexcept {
     auto* self = static_cast<Tunnel*>(userdata);
     spdlog::warn("ssh did not exit after its stdin closed; terminating it");

@@ -13,6 +13,7 @@
 #include "daemon/options.hpp"
 #include "daemon/ssh_session.hpp"
 #include "daemon/tcp_listener.hpp"
+#include "daemon/tunnel_stats.hpp"
 
 namespace sshuttle::daemon {
 
@@ -34,6 +35,8 @@ public:
     [[nodiscard]] Result<void> start();
     // Begins an orderly stop; the loop exits once ssh is gone (or after a grace period).
     void stop(int exit_status);
+    // A snapshot for the control socket (state, channels, bytes, listeners).
+    TunnelStats stats() const;
 
 private:
     Result<void> bind_listeners();

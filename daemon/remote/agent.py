@@ -88,7 +88,9 @@
 # thread) and reported in HOST_LIST as "name,ip" (plus "firstlabel,ip"). Logs go to stderr
 # only; stdout carries nothing but the mux.
 
+import collections
 import errno
+import fcntl
 import heapq
 import ipaddress
 import json
@@ -143,7 +145,16 @@ INITIAL_CREDIT = 1048576
 WINDOW_BATCH = INITIAL_CREDIT // 2
 MAX_WINDOW_INCREMENT = 0x7FFFFFFF
 
-STDIN_CHUNK = 262144
+STDIN_CHUNK = 1048576
+# Output pieces shorter than this are gathered into one bytearray; longer ones (TCP payloads)
+# are queued as they are and written with writev, never copied in user space.
+SMALL_PIECE = 4096
+WRITEV_MAX = 512  # segments per writev (Linux IOV_MAX is 1024)
+# sshd hands us stdin and stdout as pipes of 64 KiB: every 64 KiB costs a wakeup on both sides.
+# Linux lets any user grow a pipe to /proc/sys/fs/pipe-max-size (1 MiB by default); 1 MiB pipes
+# cut the wakeups and syscalls per GB several times.
+PIPE_SIZE = 1048576
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), missing from Python's fcntl before 3.10
 TCP_READ = 65535
 UDP_READS_PER_EVENT = 64
 
@@ -453,6 +464,63 @@ class Buf(object):
         self.off = 0
 
 
+class OutQueue(object):
+    """Bytes waiting for a descriptor, as a queue of segments written with one writev: payloads
+    keep the objects recv() returned (no copy into a big buffer); headers and other small
+    pieces are gathered into a bytearray segment so a writev carries few, large segments."""
+
+    __slots__ = ("segs", "size", "tail")
+
+    def __init__(self):
+        self.segs = collections.deque()
+        self.size = 0
+        self.tail = None  # the last segment while small pieces may still be added to it
+
+    def __len__(self):
+        return self.size
+
+    def append(self, data):
+        n = len(data)
+        if not n:
+            return
+        self.size += n
+        if n < SMALL_PIECE:
+            if self.tail is None:
+                self.tail = bytearray()
+                self.segs.append(self.tail)
+            self.tail += data
+        else:
+            self.segs.append(data)
+            self.tail = None
+
+    def write_to(self, fd):
+        """One write or writev of the queued bytes; returns the count written (may raise)."""
+        segs = self.segs
+        if len(segs) == 1:
+            n = os.write(fd, segs[0])
+        else:
+            n = os.writev(fd, [segs[i] for i in range(min(len(segs), WRITEV_MAX))])
+        self.consume(n)
+        return n
+
+    def consume(self, n):
+        self.size -= n
+        segs = self.segs
+        while n:
+            first = segs[0]
+            length = len(first)
+            if n >= length:
+                segs.popleft()
+                if first is self.tail:
+                    self.tail = None
+                n -= length
+            else:
+                if first is self.tail:
+                    self.tail = None  # a view pins the bytearray: no appends from now on
+                segs[0] = memoryview(first)[n:]
+                n = 0
+
+
 # ------------------------------------------------------------------------------------------
 # Channels
 
@@ -685,8 +753,23 @@ class TcpChan(Chan):
             log(2, "ch%d: dropping %d bytes of TCP_DATA after %s" % (
                 self.ch, len(payload), "EOF" if self.peer_eof else "write end"))
             return
-        self.wbuf.append(payload)
-        a.sock_queued += len(payload)
+        if not len(self.wbuf) and not self.connecting:
+            # Nothing queued: straight to the socket, buffering only what it refuses.
+            try:
+                sent = self.sock.send(payload)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as e:
+                self.write_failed(e)
+                return
+            self.consumed += sent
+            if sent < len(payload):
+                payload = payload[sent:]
+            else:
+                payload = b""
+        if len(payload):
+            self.wbuf.append(payload)
+            a.sock_queued += len(payload)
         a.dirty.add(self)
 
     def on_eof(self):
@@ -889,7 +972,7 @@ class Agent(object):
         self.sel = selectors.DefaultSelector()
         self.masks = {}
         self.inbuf = bytearray()
-        self.out = Buf()
+        self.out = OutQueue()
         self.chans = {}
         self.dirty = set()
         self.timers = []
@@ -976,15 +1059,13 @@ class Agent(object):
     def flush_out(self):
         if len(self.out):
             try:
-                n = os.write(1, self.out.view())
+                self.out.write_to(1)
             except (BlockingIOError, InterruptedError):
-                n = 0
+                pass
             except OSError as e:
                 if e.errno in (errno.EPIPE, errno.ECONNRESET):
                     raise Quit(0, "stdout closed")
                 raise
-            if n:
-                self.out.consume(n)
         cap = self.opts["max_output_buffer"]
         if self.out_paused:
             if len(self.out) <= cap // 4:
@@ -1007,8 +1088,7 @@ class Agent(object):
             try:
                 _, w, _ = select.select([], [1], [], left)
                 if w:
-                    n = os.write(1, self.out.view())
-                    self.out.consume(n)
+                    self.out.write_to(1)
             except (BlockingIOError, InterruptedError):
                 continue
             except (OSError, ValueError):
@@ -1028,22 +1108,41 @@ class Agent(object):
                 raise
         if not data:
             raise Quit(0, "EOF on stdin")
-        buf = self.inbuf
-        buf += data
-        off, end = 0, len(buf)
-        try:
-            while end - off >= 8:
-                magic, ch, cmd, n = HDR.unpack_from(buf, off)
-                if magic != MAGIC:
-                    raise Fatal("bad frame magic %r (stream out of sync)" % bytes(buf[off:off + 2]))
-                if end - off - 8 < n:
-                    break
-                payload = bytes(buf[off + 8:off + 8 + n])
-                off += 8 + n
-                self.dispatch(ch, cmd, payload)
-        finally:
-            if off:
-                del buf[:off]
+        pos = 0
+        if self.inbuf:
+            # The frame split across two reads is completed first: only its bytes are copied.
+            ib = self.inbuf
+            if len(ib) < 8:
+                pos = min(8 - len(ib), len(data))
+                ib += data[:pos]
+                if len(ib) < 8:
+                    return
+            magic, ch, cmd, n = HDR.unpack_from(ib, 0)
+            if magic != MAGIC:
+                raise Fatal("bad frame magic %r (stream out of sync)" % bytes(ib[:2]))
+            take = min(8 + n - len(ib), len(data) - pos)
+            ib += data[pos:pos + take]
+            pos += take
+            if len(ib) < 8 + n:
+                return
+            self.inbuf = bytearray()
+            payload = memoryview(ib)[8:]
+            self.dispatch(ch, cmd, payload if cmd == CMD_TCP_DATA else payload.tobytes())
+        # The rest is parsed in place: TCP_DATA payloads are views of `data` (immutable bytes),
+        # passed on to the socket without a copy; other payloads become small bytes objects.
+        mv = memoryview(data)
+        end = len(data)
+        while end - pos >= 8:
+            magic, ch, cmd, n = HDR.unpack_from(data, pos)
+            if magic != MAGIC:
+                raise Fatal("bad frame magic %r (stream out of sync)" % data[pos:pos + 2])
+            if end - pos - 8 < n:
+                break
+            start = pos + 8
+            pos = start + n
+            self.dispatch(ch, cmd, mv[start:pos] if cmd == CMD_TCP_DATA else data[start:pos])
+        if pos < end:
+            self.inbuf = bytearray(mv[pos:])
         dirty, self.dirty = self.dirty, set()
         for c in dirty:
             c.flush()
@@ -1262,6 +1361,7 @@ class Agent(object):
     def start(self):
         os.set_blocking(0, False)
         os.set_blocking(1, False)
+        grow_pipes()
         self.out.append(SYNC_HEADER)
         self.send(0, CMD_PING, b"chicken")
         self.flush_out()
@@ -1316,6 +1416,19 @@ class Agent(object):
                 pass
 
 
+def grow_pipes():
+    """Best effort: enlarge stdin/stdout when they are pipes (not sockets or ttys)."""
+    if not sys.platform.startswith("linux"):
+        return
+    for fd in (0, 1):
+        for size in (PIPE_SIZE, PIPE_SIZE // 4):
+            try:
+                fcntl.fcntl(fd, F_SETPIPE_SZ, size)
+                break
+            except OSError:
+                continue
+
+
 def resolve_seeds(names, results, lock, wake_fd):
     """Thread body: resolve each seed name once (IPv4) and hand the pairs to the loop."""
     for name in names:
@@ -1334,6 +1447,21 @@ def resolve_seeds(names, results, lock, wake_fd):
             pass
 
 
+def raise_fd_limit():
+    """One socket per channel: a server's default soft limit (often 1024) would cap the
+    tunnel near 1,000 connections, so take the hard limit, as the daemon does."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            log(2, "open files limit raised from %d to %d" % (soft, hard))
+    except (ImportError, ValueError, OSError) as e:
+        log(1, "cannot raise the open files limit: %s" % e)
+
+
 def main(options=None):
     global verbosity
     code = 99
@@ -1344,6 +1472,7 @@ def main(options=None):
         if opts["_unknown"]:
             log(2, "ignoring unknown options: %s" % ", ".join(opts["_unknown"]))
         log(2, "starting (python %s, pid %d)" % (sys.version.split()[0], os.getpid()))
+        raise_fd_limit()
         agent = Agent(opts)
         agent.loop()
     except Quit as e:

@@ -56,6 +56,7 @@ _LAB_TERM_TRIES=30         # after SIGTERM, polls 0.1 s apart before SIGKILL: 3 
 _LAB_KILL_TRIES=10         # after SIGKILL, polls 0.1 s apart: 1 s
 _LAB_MARKER=".sshuttle-lab"  # marks a run dir as ours: teardown removes no other directory
 _LAB_SH=$(readlink -f "${BASH_SOURCE[0]}")
+_LAB_HERE=$(dirname "$_LAB_SH")
 
 # Every variable written to the env file, in order.
 _LAB_ENV_VARS=(
@@ -587,10 +588,12 @@ _lab_start_targets() {
   # Bound to '::', http.server is dual-stack (IPV6_V6ONLY=0): one process serves v4 and v6.
   _lab_start http "$ns" /usr/bin/python3 -m http.server --bind :: \
     --directory "$LAB_WWW_DIR" "$LAB_HTTP_PORT"
-  _lab_start echo4 "$ns" socat -lf "$LAB_LOG_DIR/echo4.socat" \
-    "TCP4-LISTEN:$LAB_ECHO_PORT,bind=$t4,reuseaddr,fork" PIPE
-  _lab_start echo6 "$ns" socat -lf "$LAB_LOG_DIR/echo6.socat" \
-    "TCP6-LISTEN:$LAB_ECHO_PORT,bind=[$t6],reuseaddr,fork,ipv6only=1" PIPE
+  # TCP echo: our own non-blocking server (tcp_echo.py says why not socat: backlog 5, and a
+  # forked child that blocks on its own full pipe when a large echo backs up).
+  _lab_start echo4 "$ns" /usr/bin/python3 "$_LAB_HERE/tcp_echo.py" "$t4" "$LAB_ECHO_PORT" \
+    "$LAB_LOG_DIR/echo4.errors"
+  _lab_start echo6 "$ns" /usr/bin/python3 "$_LAB_HERE/tcp_echo.py" "$t6" "$LAB_ECHO_PORT" \
+    "$LAB_LOG_DIR/echo6.errors"
   # RECVFROM+fork: one short-lived child per datagram, which answers from the bound address.
   _lab_start udpecho4 "$ns" socat -lf "$LAB_LOG_DIR/udpecho4.socat" \
     "UDP4-RECVFROM:$LAB_UDP_ECHO_PORT,bind=$t4,fork" PIPE

@@ -1,0 +1,35 @@
+// TunnelStats: a read-only snapshot of one tunnel for the control socket's Status and Watch.
+// Filled by Tunnel::stats(); the control server never reaches into the tunnel's parts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sshuttle::daemon {
+
+struct TunnelStats {
+    enum class State { Connecting, Connected, Stopping };
+    State state = State::Connecting;
+    std::size_t channels_open = 0;
+    std::uint64_t bytes_in = 0;          // bytes of the ssh stream received from the server
+    std::uint64_t bytes_out = 0;         // bytes of the ssh stream sent to the server
+    std::uint64_t connections = 0;       // redirected TCP connections accepted so far
+    unsigned reconnects = 0;             // ssh sessions restarted (0 until reconnect exists)
+    std::vector<std::string> listening;  // "127.0.0.1:12300", "[::1]:12300"
+    std::uint16_t dns_port = 0;          // 0: no DNS listener
+};
+
+inline const char* state_name(TunnelStats::State state) noexcept {
+    switch (state) {
+        case TunnelStats::State::Connecting:
+            return "connecting";
+        case TunnelStats::State::Connected:
+            return "connected";
+        case TunnelStats::State::Stopping:
+            return "stopping";
+    }
+    return "unknown";
+}
+
+}  // namespace sshuttle::daemon
