@@ -87,6 +87,9 @@ build_fuzz() {
     fi
     # Only the fuzz targets: the rest of the tree is covered by the gcc builds (and clang 14
     # lacks some C++20 the unit tests use).
+    # Regenerate build.ninja first (a meson.build may have changed): the target list below is
+    # read from it, and a stale list silently leaves new fuzz targets unbuilt.
+    ninja -C build-fuzz build.ninja >/dev/null
     local targets
     mapfile -t targets < <(ninja -C build-fuzz -t targets all 2>/dev/null |
         grep -o '^tests/fuzz/[a-z_]*_fuzz:' | tr -d : | sort -u)
@@ -105,6 +108,10 @@ cmd_test() {
     local logs=() status=0
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+    # A log left by an earlier run must never be counted as this run's result.
+    rm -f build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+        build-fuzz/meson-logs/testlog.json
 
     log "unit and integration suites (./build)"
     meson test -C build --print-errorlogs --no-rebuild || status=1

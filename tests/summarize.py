@@ -5,8 +5,8 @@ Usage: summarize.py LABEL=BUILD_DIR/meson-logs/testlog.json [...]
 
 Each doctest executable counts as its individual test cases (read from doctest's own summary
 line in the test's output); every other test counts as one. The last line printed is
-"N passed, N failed, N skipped", the line CI reads. Exit status: 1 if anything failed or a log
-is missing, 0 otherwise.
+"N passed, N failed, N skipped", the line CI reads; a missing log counts as one failure. Exit
+status: 1 if anything failed or a log is missing, 0 otherwise.
 """
 import json
 import re
@@ -43,7 +43,10 @@ def main(argv):
             with open(path, encoding="utf-8") as f:
                 entries = [json.loads(line) for line in f if line.strip()]
         except OSError as e:
-            print(f"{label}: no test log ({e})")
+            # The suite did not run at all (a build or setup error): that is a failure too,
+            # and it must show in the closing line CI reads.
+            print(f"  {label:6} {'(no test log: ' + str(e) + ')':32} FAIL")
+            totals[1] += 1
             broken = True
             continue
         for entry in entries:
