@@ -1,5 +1,7 @@
 #include "daemon/ssh_command.hpp"
 
+#include "proto/tunnel_options.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -9,11 +11,6 @@ namespace {
 
 Error bad_remote(std::string_view text, const std::string& why) {
     return Error(Errc::InvalidArgument, "bad -r/--remote '" + std::string(text) + "': " + why);
-}
-
-bool is_plain_shell_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
-           std::string_view("_@%+=:,./-").find(c) != std::string_view::npos;
 }
 
 Result<std::uint16_t> parse_port(std::string_view text, std::string_view whole) {
@@ -28,65 +25,14 @@ Result<std::uint16_t> parse_port(std::string_view text, std::string_view whole) 
 
 }  // namespace
 
+// One shell-word language in the project: proto/tunnel_options' (the option parser's).
 Result<std::vector<std::string>> shell_split(std::string_view text) {
-    std::vector<std::string> words;
-    std::string word;
-    bool in_word = false;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == ' ' || c == '\t' || c == '\n') {
-            if (in_word) words.push_back(std::move(word));
-            word.clear();
-            in_word = false;
-        } else if (c == '\'') {
-            std::size_t end = text.find('\'', i + 1);
-            if (end == std::string_view::npos)
-                return Error(Errc::InvalidArgument,
-                             "unterminated single quote in '" + std::string(text) + "'");
-            word.append(text.substr(i + 1, end - i - 1));
-            in_word = true;
-            i = end;
-        } else if (c == '"') {
-            std::size_t j = i + 1;
-            for (; j < text.size() && text[j] != '"'; ++j) {
-                if (text[j] == '\\' && j + 1 < text.size() &&
-                    std::string_view("\"\\$`\n").find(text[j + 1]) != std::string_view::npos)
-                    ++j;
-                word.push_back(text[j]);
-            }
-            if (j >= text.size())
-                return Error(Errc::InvalidArgument,
-                             "unterminated double quote in '" + std::string(text) + "'");
-            in_word = true;
-            i = j;
-        } else if (c == '\\') {
-            if (i + 1 >= text.size())
-                return Error(Errc::InvalidArgument,
-                             "trailing backslash in '" + std::string(text) + "'");
-            word.push_back(text[++i]);
-            in_word = true;
-        } else {
-            word.push_back(c);
-            in_word = true;
-        }
-    }
-    if (in_word) words.push_back(std::move(word));
+    auto words = proto::split_shell_words(text);
+    if (!words) return words.error().with_context("'" + std::string(text) + "'");
     return words;
 }
 
-std::string shell_quote(std::string_view word) {
-    if (!word.empty() && std::all_of(word.begin(), word.end(), is_plain_shell_char))
-        return std::string(word);
-    std::string out = "'";
-    for (char c : word) {
-        if (c == '\'')
-            out += "'\"'\"'";
-        else
-            out.push_back(c);
-    }
-    out += "'";
-    return out;
-}
+std::string shell_quote(std::string_view word) { return proto::quote_shell_word(word); }
 
 std::string RemoteTarget::to_string() const {
     std::string out = user.empty() ? "" : user + "@";
