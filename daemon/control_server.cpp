@@ -114,6 +114,7 @@ json status_parameters(const StatusInfo& info, const TunnelStats& stats,
         if (!info.options->no_firewall && (!subnets.empty() || info.options->auto_nets))
             method = proto::method_name(info.options->method);
     }
+    if (!stats.method.empty()) method = stats.method;  // "auto" resolved
     std::uint64_t uptime = now_monotonic_usec > info.started_monotonic_usec
                                ? (now_monotonic_usec - info.started_monotonic_usec) / 1'000'000
                                : 0;
@@ -134,6 +135,8 @@ json status_parameters(const StatusInfo& info, const TunnelStats& stats,
         {"bytes_in", stats.bytes_in},
         {"bytes_out", stats.bytes_out},
         {"reconnects", stats.reconnects},
+        {"helper", stats.helper.empty() ? json(nullptr) : json(stats.helper)},
+        {"firewall_reapplied", stats.firewall_reapplied},
     };
 }
 

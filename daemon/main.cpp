@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
         daemon::choose_control_place(args.options, daemon::default_tunnel_name(args.config.remote),
                                      ::geteuid(), env("RUNTIME_DIRECTORY"), env("XDG_RUNTIME_DIR"));
     if (!place) return spdlog::error("fatal: {}", place.error().to_string()), proto::kExitFatal;
+    args.config.name = place->name;
+    auto helper_mode = daemon::parse_helper_mode(env("SSHUTTLE_HELPER"));
+    if (!helper_mode) return spdlog::error("fatal: {}", helper_mode.error().message), proto::kExitUsage;
+    daemon::HelperChoice helper{*helper_mode, env("SSHUTTLE_HELPER_PATH"), args.config.verbosity};
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -84,7 +88,7 @@ int main(int argc, char** argv) {
         place->name, args.config.remote.to_string(), &args.options, std::time(nullptr), 0,
         ::getpid()};
     sd_event_now(event.get(), CLOCK_MONOTONIC, &info.started_monotonic_usec);
-    daemon::Tunnel tunnel(event.get(), args.config);
+    daemon::Tunnel tunnel(event.get(), args.config, helper);
     App app{&tunnel, nullptr};
     daemon::ControlServer control(event.get(),
                                   {[&] {

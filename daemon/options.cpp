@@ -19,7 +19,15 @@ Result<TunnelConfig> tunnel_config(const proto::TunnelOptions& o) {
         c.listen.push_back({*IpAddress::parse("127.0.0.1"), 0});
         if (!o.disable_ipv6) c.listen.push_back({*IpAddress::parse("::1"), 0});
     }
-    c.dns = o.dns;
+    c.dns = o.dns || !o.ns_hosts.empty();
+    c.firewall.enabled = !o.no_firewall;
+    c.firewall.method = o.method;
+    c.firewall.includes = o.subnets;
+    c.firewall.excludes = o.excludes;
+    c.firewall.ns_hosts = o.ns_hosts;
+    c.firewall.dns = o.dns;
+    c.firewall.user = o.user;
+    c.firewall.group = o.group;
     if (o.to_ns) c.to_ns = o.to_ns->ip.to_string() + "@" + std::to_string(o.to_ns->port);
     c.auto_nets = o.auto_nets;
     c.mux.latency_control = o.latency_control;

@@ -26,15 +26,30 @@ struct ListenAddress {
     std::uint16_t port = 0;  // 0: search 12300 downwards
 };
 
+// What the firewall should capture, as the user said it; Tunnel turns it into a helper request
+// (firewall_plan.hpp) once the listener ports are known.
+struct FirewallConfig {
+    bool enabled = true;  // false with --no-firewall: someone else redirects to the listeners
+    proto::Method method = proto::Method::Auto;
+    std::vector<SubnetPort> includes;  // subnets and -s files
+    std::vector<SubnetPort> excludes;  // -x and -X files
+    std::vector<IpAddress> ns_hosts;   // --ns-hosts
+    bool dns = false;                  // --dns: also capture resolv.conf's nameservers
+    std::string user;                  // --user: capture only this user's traffic
+    std::string group;                 // --group
+};
+
 struct TunnelConfig {
+    std::string name;  // the tunnel's name (control socket, helper rules); set by main
     RemoteTarget remote;
     std::vector<std::string> ssh_words{"ssh"};
     RemoteLaunch launch;
     std::vector<ListenAddress> listen;  // one per family at most
-    bool dns = false;                   // run the DNS listener
+    bool dns = false;                   // run the DNS listener (--dns or --ns-hosts)
     std::string to_ns;                  // "ip@port" for the agent, empty: remote resolv.conf
     bool auto_nets = false;
     MuxOptions mux;
+    FirewallConfig firewall;
     int verbosity = 0;
 };
 

@@ -124,6 +124,32 @@ std::vector<std::string> ssh_argv(const std::vector<std::string>& ssh_words,
     return argv;
 }
 
+std::vector<std::string> ssh_config_argv(const std::vector<std::string>& ssh_words,
+                                         const RemoteTarget& target) {
+    std::vector<std::string> argv = ssh_words;
+    argv.emplace_back("-G");
+    if (target.port) {
+        argv.emplace_back("-p");
+        argv.push_back(std::to_string(*target.port));
+    }
+    argv.push_back(target.user.empty() ? target.host : target.user + "@" + target.host);
+    return argv;
+}
+
+std::string ssh_config_hostname(std::string_view output) {
+    while (!output.empty()) {
+        auto eol = output.find('\n');
+        std::string_view line = output.substr(0, eol);
+        output = eol == std::string_view::npos ? std::string_view{} : output.substr(eol + 1);
+        constexpr std::string_view kKey = "hostname ";
+        if (line.substr(0, kKey.size()) != kKey) continue;
+        std::string_view value = line.substr(kKey.size());
+        while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.remove_suffix(1);
+        return std::string(value);
+    }
+    return "";
+}
+
 std::string agent_payload(std::string_view agent_source, std::string_view options_json) {
     std::string payload(agent_source);
     if (!payload.empty() && payload.back() != '\n') payload.push_back('\n');

@@ -51,6 +51,14 @@ std::string remote_command(const RemoteLaunch& launch, std::size_t payload_size)
 std::vector<std::string> ssh_argv(const std::vector<std::string>& ssh_words,
                                   const RemoteTarget& target, const std::string& command);
 
+// `<ssh words> -G [-p PORT] [user@]host`: ssh prints its resolved configuration and exits
+// without connecting. The daemon reads the real host name from it, so that an ssh_config alias
+// (Host corp / HostName 192.0.2.7) still gets the server's address excluded from capture.
+std::vector<std::string> ssh_config_argv(const std::vector<std::string>& ssh_words,
+                                         const RemoteTarget& target);
+// The value of the "hostname" line of `ssh -G` output; empty when there is none.
+std::string ssh_config_hostname(std::string_view output);
+
 // The bytes written to ssh's stdin to start the agent: its source, then a call of
 // main(json.loads(<options JSON>)). Empty when --server-cmd is used.
 std::string agent_payload(std::string_view agent_source, std::string_view options_json);

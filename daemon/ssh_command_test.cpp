@@ -111,3 +111,14 @@ TEST_CASE("remote exit codes are explained in one line") {
     CHECK(explain_remote_exit(255).find("-x") != std::string::npos);
     CHECK(explain_remote_exit(3).find("3") != std::string::npos);
 }
+
+TEST_CASE("ssh -G finds the real host name behind an ssh_config alias") {
+    auto t = parse_remote("me@corp:2222");
+    REQUIRE(t);
+    CHECK(ssh_config_argv({"ssh", "-F", "cfg"}, *t) ==
+          std::vector<std::string>{"ssh", "-F", "cfg", "-G", "-p", "2222", "me@corp"});
+    CHECK(ssh_config_hostname("user me\nhostname 192.0.2.7\nport 2222\n") == "192.0.2.7");
+    CHECK(ssh_config_hostname("hostname jump.example.com\r\n") == "jump.example.com");
+    CHECK(ssh_config_hostname("user me\nhostnames x\n") == "");
+    CHECK(ssh_config_hostname("") == "");
+}

@@ -1,12 +1,27 @@
 #include "daemon/tunnel.hpp"
 
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
+
+#include <charconv>
+#include <chrono>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/resolver.hpp"
 #include "daemon/agent_source.hpp"
+#include "proto/tunnel_options.hpp"
+
+extern char** environ;
 
 namespace sshuttle::daemon {
 
@@ -16,6 +31,121 @@ constexpr std::uint64_t kGracePeriod = 3'000'000;
 
 std::string show(const IpAddress& ip, std::uint16_t port) {
     return (ip.is_v4() ? ip.to_string() : "[" + ip.to_string() + "]") + ":" + std::to_string(port);
+}
+
+std::uint16_t bound_port(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+    auto bound = from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    return bound ? bound->second : 0;
+}
+
+Result<helper::Method> helper_method(proto::Method method) {
+    switch (method) {
+        case proto::Method::Auto:
+        case proto::Method::Nft:
+            return helper::Method::Nft;
+        case proto::Method::Nat:
+            return helper::Method::Nat;
+        case proto::Method::Tproxy:
+            return helper::Method::Tproxy;
+        case proto::Method::Pf:
+            return helper::Method::Pf;
+        case proto::Method::Ipfw:
+            break;
+    }
+    return Error(Errc::InvalidArgument, "--method ipfw is not supported");
+}
+
+std::optional<std::uint32_t> numeric_id(const std::string& text) {
+    std::uint32_t v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return v;
+}
+
+// --user/--group: a name from the passwd/group database, or a number.
+Result<std::uint32_t> lookup_uid(const std::string& user) {
+    if (auto id = numeric_id(user)) return *id;
+    if (const passwd* pw = ::getpwnam(user.c_str())) return pw->pw_uid;
+    return Error(Errc::NotFound, "--user: no user named '" + user + "'");
+}
+Result<std::uint32_t> lookup_gid(const std::string& group) {
+    if (auto id = numeric_id(group)) return *id;
+    if (const struct group* gr = ::getgrnam(group.c_str())) return gr->gr_gid;
+    return Error(Errc::NotFound, "--group: no group named '" + group + "'");
+}
+
+// Runs argv with stdin and stderr on /dev/null and returns its stdout (at most 64 KiB), or ""
+// when it cannot run, fails, or takes longer than `timeout`. For `ssh -G` only.
+std::string capture_output(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return "";
+    UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    int err = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    write_end.reset();
+    if (err != 0) return "";
+    std::string out;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool done = false;
+    while (!done && out.size() < 65536) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{read_end.get(), POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+        char buf[4096];
+        ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+        if (n <= 0) done = n == 0;
+        else out.append(buf, static_cast<std::size_t>(n));
+    }
+    if (!done) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return done && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? out : "";
+}
+
+// The ROUTES payload ("2,10.0.0.0,8\n..." lines; family 2 is IPv4, 10 IPv6) as subnets.
+std::vector<SubnetPort> parse_routes(std::string_view text) {
+    std::vector<SubnetPort> out;
+    while (!text.empty()) {
+        auto eol = text.find('\n');
+        std::string_view line = text.substr(0, eol);
+        text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+        auto c1 = line.find(',');
+        auto c2 = c1 == std::string_view::npos ? c1 : line.find(',', c1 + 1);
+        if (c2 == std::string_view::npos) continue;
+        std::string cidr = std::string(line.substr(c1 + 1, c2 - c1 - 1)) + "/" +
+                           std::string(line.substr(c2 + 1));
+        auto subnet = Subnet::parse(cidr);
+        if (!subnet) {
+            spdlog::warn("ignoring a server route I cannot read: {}", std::string(line));
+            continue;
+        }
+        out.push_back(SubnetPort{*subnet, PortRange{}});
+    }
+    return out;
 }
 }  // namespace
 
@@ -30,7 +160,8 @@ std::string agent_options_json(const TunnelConfig& config) {
     return j.dump();
 }
 
-Tunnel::Tunnel(sd_event* event, TunnelConfig config) : event_(event), config_(std::move(config)) {}
+Tunnel::Tunnel(sd_event* event, TunnelConfig config, HelperChoice helper)
+    : event_(event), config_(std::move(config)), helper_choice_(std::move(helper)) {}
 Tunnel::~Tunnel() = default;
 
 Result<void> Tunnel::bind_listeners() {
@@ -76,8 +207,105 @@ Result<void> Tunnel::bind_listeners() {
     return Error(Errc::Io, "no free UDP port for the DNS listener");
 }
 
+// Everything about the rules that can fail before ssh starts fails here: unknown users, a
+// method this machine lacks, nothing to capture, no helper (or a refused sudo).
+Result<void> Tunnel::prepare_firewall() {
+    const FirewallConfig& fc = config_.firewall;
+    auto method = helper_method(fc.method);
+    if (!method) return std::move(method).error();
+    method_ = *method;
+    FirewallInputs& in = firewall_inputs_;
+    in.name = helper_tunnel_name(config_.name.empty() ? "tunnel" : config_.name);
+    in.method = method_;
+    in.includes = fc.includes;
+    in.excludes = fc.excludes;
+    in.ns_hosts = fc.ns_hosts;
+    in.dns = fc.dns;
+    for (const auto& [ip, fd] : tcp_sockets_) {
+        in.listen_ips.push_back(ip);
+        (ip.is_v4() ? in.tcp_port_v4 : in.tcp_port_v6) = bound_port(fd.get());
+        if (dns_port_ != 0) (ip.is_v4() ? in.dns_port_v4 : in.dns_port_v6) = dns_port_;
+    }
+    if (fc.dns) {
+        auto text = proto::read_text_file("/etc/resolv.conf");
+        if (!text) return Error(text.error().code, "--dns: " + text.error().message);
+        in.resolv_conf = std::move(*text);
+    }
+    // The ssh server is never captured (the session would loop into itself). An ssh_config
+    // alias is resolved the way ssh will: `ssh -G` tells the real HostName.
+    std::string server = config_.remote.host;
+    if (!IpAddress::parse(server)) {
+        std::string real = ssh_config_hostname(capture_output(
+            ssh_config_argv(config_.ssh_words, config_.remote), std::chrono::seconds(5)));
+        if (!real.empty() && real != server) {
+            spdlog::debug("ssh -G: {} is {}", server, real);
+            server = real;
+        }
+    }
+    if (auto literal = IpAddress::parse(server)) {
+        in.server_addresses = {*literal};
+    } else if (auto resolved = resolve_with_getaddrinfo(server); resolved) {
+        in.server_addresses = std::move(*resolved);
+    } else {
+        spdlog::warn("cannot resolve the ssh server '{}' here: its addresses are not excluded; "
+                     "exclude them with -x if a subnet covers them",
+                     server);
+    }
+    if (!fc.user.empty()) {
+        auto uid = lookup_uid(fc.user);
+        if (!uid) return std::move(uid).error();
+        in.uid = *uid;
+    }
+    if (!fc.group.empty()) {
+        auto gid = lookup_gid(fc.group);
+        if (!gid) return std::move(gid).error();
+        in.gid = *gid;
+    }
+    // With -N and nothing else to capture, the subnets come from the server: plan then.
+    const bool wait_for_routes = config_.auto_nets && in.includes.empty() && in.ns_hosts.empty() &&
+                                 !in.dns;
+    if (!wait_for_routes) {
+        auto plan = plan_firewall(in);
+        if (!plan) return std::move(plan).error();
+    }
+    auto fw = Firewall::open(event_, helper_choice_);
+    if (!fw) return std::move(fw).error();
+    firewall_ = std::move(*fw);
+    if (auto r = firewall_->check_method(method_); !r) return r;
+    firewall_->on_fatal([this](const Error& e) {
+        spdlog::error("fatal: {}", e.message);
+        stop(kExitFatal);
+    });
+    return ok();
+}
+
+Result<void> Tunnel::apply_firewall() {
+    FirewallInputs in = firewall_inputs_;
+    if (config_.auto_nets) {
+        auto routes = parse_routes(routes_);
+        spdlog::info("-N: {} route(s) from the server", routes.size());
+        for (auto& r : routes)
+            if (std::find(in.includes.begin(), in.includes.end(), r) == in.includes.end())
+                in.includes.push_back(r);
+    }
+    auto plan = plan_firewall(in);
+    if (!plan) return std::move(plan).error();
+    for (const std::string& w : plan->warnings) spdlog::warn("{}", w);
+    if (auto r = firewall_->apply(plan->spec); !r) return r;
+    std::string captured;
+    for (const auto& s : plan->spec.includes) captured += (captured.empty() ? "" : " ") + s.to_string();
+    for (const auto& ip : plan->spec.dns_servers)
+        captured += (captured.empty() ? "DNS to " : " DNS to ") + ip.to_string();
+    spdlog::info("firewall ({}, table/chain {}): capturing {}", helper::method_name(method_),
+                 plan->spec.name, captured);
+    return ok();
+}
+
 Result<void> Tunnel::start() {
     if (auto r = bind_listeners(); !r) return r.error().with_context("listeners");
+    if (config_.firewall.enabled) {
+        if (auto r = prepare_firewall(); !r) return r.error().with_context("firewall");
+    }
 
     std::string payload;
     if (config_.launch.server_cmd.empty())
@@ -94,21 +322,18 @@ Result<void> Tunnel::start() {
     Mux::Callbacks callbacks;
     callbacks.on_ready = [this] { on_ready(); };
     callbacks.on_failure = [this](const Error& e) { on_mux_failure(e); };
-    callbacks.on_routes = [](std::string_view routes) {
+    callbacks.on_routes = [this](std::string_view routes) {
         if (!routes.empty()) spdlog::info("server routes: {}", routes);
+        routes_ = std::string(routes);
     };
     mux_ = std::make_unique<Mux>(event_, std::move(*stream), config_.mux, std::move(callbacks));
     return mux_->start(std::move(payload));
 }
 
-void Tunnel::on_ready() {
+void Tunnel::start_listeners(std::vector<std::pair<IpAddress, UniqueFd>> sockets) {
     std::string where;
-    for (auto& [ip, fd] : tcp_sockets_) {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-        auto bound = from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-        std::uint16_t port = bound ? bound->second : 0;
+    for (auto& [ip, fd] : sockets) {
+        std::uint16_t port = bound_port(fd.get());
         auto listener = std::make_unique<TcpListener>(event_, *mux_, ip, port, std::move(fd));
         if (auto r = listener->start(); !r) {
             spdlog::error("{}", r.error().to_string());
@@ -117,7 +342,6 @@ void Tunnel::on_ready() {
         where += (where.empty() ? "" : ", ") + show(ip, port);
         listeners_.push_back(std::move(listener));
     }
-    tcp_sockets_.clear();
     if (!dns_sockets_.empty()) {
         dns_ = std::make_unique<DnsProxy>(event_, *mux_);
         for (UniqueFd& fd : dns_sockets_) (void)dns_->add_socket(std::move(fd));
@@ -129,7 +353,35 @@ void Tunnel::on_ready() {
         where += "; DNS on port " + std::to_string(dns_port_);
     }
     spdlog::info("Connected to server. Listening on {}", where);
-    sd_notifyf(0, "READY=1\nSTATUS=Connected to %s", config_.remote.to_string().c_str());
+}
+
+void Tunnel::on_ready() {
+    std::vector<std::pair<IpAddress, UniqueFd>> sockets = std::move(tcp_sockets_);
+    tcp_sockets_.clear();
+    if (firewall_) {
+        // tproxy: the helper's transparent sockets take the ports ours held while searching.
+        if (method_ == helper::Method::Tproxy) sockets.clear();
+        if (auto r = apply_firewall(); !r) {
+            spdlog::error("fatal: firewall: {}", r.error().message);
+            return stop(kExitFatal);
+        }
+        if (method_ == helper::Method::Tproxy) {
+            auto minted = firewall_->transparent_sockets();
+            if (!minted) {
+                spdlog::error("fatal: firewall: {}", minted.error().message);
+                return stop(kExitFatal);
+            }
+            for (TransparentSocket& t : *minted) {
+                if (t.proto != "tcp") continue;  // UDP and DNS over tproxy: not yet
+                sockets.emplace_back(*IpAddress::parse(t.family == "ipv4" ? "0.0.0.0" : "::"),
+                                     std::move(t.fd));
+            }
+        }
+    }
+    start_listeners(std::move(sockets));
+    if (stopping_) return;
+    sd_notifyf(0, "READY=1\nSTATUS=Connected to %s%s", config_.remote.to_string().c_str(),
+               firewall_ ? "; firewall rules in place" : "");
 }
 
 void Tunnel::on_mux_failure(const Error& error) {
@@ -164,6 +416,8 @@ void Tunnel::stop(int exit_status) {
     stopping_ = true;
     exit_status_ = exit_status;
     sd_notify(0, "STOPPING=1");
+    // Rules first: from here on, nothing is redirected to listeners about to close.
+    if (firewall_) firewall_->remove();
     listeners_.clear();
     dns_.reset();
     mux_.reset();  // closes our end of the stream: the agent sees EOF, then ssh exits
@@ -192,6 +446,11 @@ TunnelStats Tunnel::stats() const {
         s.connections += l->accepted();
     }
     s.dns_port = dns_ ? dns_port_ : 0;
+    if (firewall_) {
+        s.method = std::string(helper::method_name(method_));
+        s.helper = firewall_->description();
+        s.firewall_reapplied = firewall_->reapplied();
+    }
     return s;
 }
 

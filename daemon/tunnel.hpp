@@ -1,7 +1,10 @@
 // Tunnel: one sshuttled instance. Owns the event loop's components and wires them: the ssh
-// child, the mux on its stream, the TCP listeners and the DNS proxy. States:
-//   connecting (ssh started, bootstrap sent) -> ready (sync seen, extensions settled, listeners
-//   accepting, READY=1 sent) -> stopping (signal, or the session broke).
+// child, the mux on its stream, the TCP listeners, the DNS proxy and the firewall (through
+// sshuttle-helper). States:
+//   starting (listeners bound, helper found, rules planned) -> connecting (ssh started,
+//   bootstrap sent) -> ready (sync seen, extensions settled, rules applied, listeners accepting,
+//   READY=1 sent) -> stopping (signal, the session broke, or the helper was lost for good; the
+//   rules are removed first).
 #pragma once
 
 #include <memory>
@@ -9,6 +12,8 @@
 
 #include "common/sd_handles.hpp"
 #include "daemon/dns_proxy.hpp"
+#include "daemon/firewall.hpp"
+#include "daemon/firewall_plan.hpp"
 #include "daemon/mux.hpp"
 #include "daemon/options.hpp"
 #include "daemon/ssh_session.hpp"
@@ -29,7 +34,7 @@ public:
     // Exit status for a session that failed (sshuttle's "Fatal").
     static constexpr int kExitFatal = 99;
 
-    Tunnel(sd_event* event, TunnelConfig config);
+    Tunnel(sd_event* event, TunnelConfig config, HelperChoice helper = {});
     ~Tunnel();
     // Binds the listeners, starts ssh and the bootstrap. Errors here are fatal before any I/O.
     [[nodiscard]] Result<void> start();
@@ -40,6 +45,9 @@ public:
 
 private:
     Result<void> bind_listeners();
+    Result<void> prepare_firewall();
+    Result<void> apply_firewall();
+    void start_listeners(std::vector<std::pair<IpAddress, UniqueFd>> sockets);
     void on_ready();
     void on_mux_failure(const Error& error);
     void on_ssh_exit(int status, bool signaled);
@@ -47,6 +55,11 @@ private:
 
     sd_event* event_;
     TunnelConfig config_;
+    HelperChoice helper_choice_;
+    std::unique_ptr<Firewall> firewall_;  // null with --no-firewall
+    FirewallInputs firewall_inputs_;      // ports and all; -N's routes are added when they come
+    helper::Method method_ = helper::Method::Nft;
+    std::string routes_;                  // the server's ROUTES payload (for -N)
     std::unique_ptr<SshSession> ssh_;
     std::unique_ptr<Mux> mux_;
     std::vector<std::unique_ptr<TcpListener>> listeners_;

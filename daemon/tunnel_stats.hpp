@@ -18,6 +18,9 @@ struct TunnelStats {
     unsigned reconnects = 0;             // ssh sessions restarted (0 until reconnect exists)
     std::vector<std::string> listening;  // "127.0.0.1:12300", "[::1]:12300"
     std::uint16_t dns_port = 0;          // 0: no DNS listener
+    std::string method;                  // the firewall method in use; "" with --no-firewall
+    std::string helper;                  // who installs the rules ("the sshuttle-helper service")
+    std::uint64_t firewall_reapplied = 0;  // rules re-applied after the helper was lost
 };
 
 inline const char* state_name(TunnelStats::State state) noexcept {

@@ -1,5 +1,6 @@
 #include "helper/service.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,12 @@
 #include "helper/spec_codec.hpp"
 
 namespace sshuttle::helper {
+
+std::string network_namespace_id() {
+    struct stat st{};
+    if (::stat("/proc/self/ns/net", &st) != 0) return "";
+    return "net:[" + std::to_string(st.st_ino) + "]";
+}
 
 namespace {
 
@@ -410,6 +417,13 @@ int Service::reply_capabilities(sd_bus_message* m) {
         r = sd_bus_message_append(reply.get(), "(sbs)", "transparent-sockets", sockets_ok ? 1 : 0,
                                   sockets_why);
     if (r >= 0) r = sd_bus_message_append(reply.get(), "(sbs)", "hosts", 1, "");
+    // Rules apply in the helper's network namespace. A caller in another one (a lab namespace,
+    // a container sharing the host's bus socket) compares this with its own and must not use us:
+    // its traffic would never meet our rules.
+    const std::string netns = network_namespace_id();
+    if (r >= 0)
+        r = sd_bus_message_append(reply.get(), "(sbs)", "network-namespace", netns.empty() ? 0 : 1,
+                                  netns.empty() ? "cannot read /proc/self/ns/net" : netns.c_str());
     if (r >= 0) r = sd_bus_message_close_container(reply.get());
     if (r >= 0) r = sd_bus_send(nullptr, reply.get(), nullptr);
     if (r < 0) spdlog::debug("cannot send Capabilities reply: {}", std::strerror(-r));

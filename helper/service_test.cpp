@@ -325,6 +325,9 @@ TEST_CASE("Capabilities lists every method with the reason one is unavailable") 
     CHECK(rows.at("pf").second.find("BSD") != std::string::npos);
     CHECK(rows.at("transparent-sockets").first);
     CHECK(rows.at("hosts").first);
+    CHECK(rows.at("network-namespace").first);
+    CHECK(rows.at("network-namespace").second == network_namespace_id());
+    CHECK(rows.at("network-namespace").second.rfind("net:[", 0) == 0);
 }
 
 TEST_CASE("SetHosts writes the caller's block, ClearHosts and a vanished caller remove it") {

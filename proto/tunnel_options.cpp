@@ -583,19 +583,15 @@ Result<void> check_supported(const TunnelOptions& o) {
         return Error(Errc::InvalidArgument,
                      what + " is not supported yet" + (why.empty() ? "" : ": " + why));
     };
-    const std::string needs_helper = "it needs the firewall helper, which is not wired in yet";
-    if (!o.subnets.empty())
-        return no("routing subnets (" + o.subnets.front().to_string() + ")", needs_helper);
-    if (!o.excludes.empty()) return no("-x/--exclude", needs_helper);
-    if (o.auto_nets) return no("-N/--auto-nets", needs_helper);
     if (o.auto_hosts) return no("-H/--auto-hosts");
     if (!o.seed_hosts.empty()) return no("--seed-hosts");
-    if (!o.ns_hosts.empty()) return no("--ns-hosts", needs_helper);
-    if (o.method != Method::Auto)
-        return no(std::string("--method ") + method_name(o.method), needs_helper);
-    if (!o.user.empty()) return no("--user", needs_helper);
-    if (!o.group.empty()) return no("--group", needs_helper);
-    if (o.tmark != "0x01") return no("-t/--tmark", needs_helper);
+    if (o.method == Method::Ipfw)
+        return no("--method ipfw", "it is FreeBSD's; use --method pf there, nft on Linux");
+    if (o.method == Method::Tproxy && (o.dns || !o.ns_hosts.empty()))
+        return no("--dns and --ns-hosts with --method tproxy",
+                  "DNS replies need transparent reply sockets; use --method nft for DNS");
+    if (o.tmark != "0x01")
+        return no("-t/--tmark", "sshuttle-helper uses its own fwmark (0x5348) and routing table");
     if (o.daemon) return no("-D/--daemon", "use `sshuttle up NAME` for a tunnel in the background");
     if (o.syslog) return no("--syslog", "sshuttled logs to the journal under systemd");
     if (o.sudoers_no_modify || !o.sudoers_user.empty() || o.no_sudo_pythonpath)

@@ -273,21 +273,30 @@ TEST_CASE("check_fatal: -r missing, empty or '-'") {
     }
 }
 
+TEST_CASE("check_supported accepts what the helper backs now") {
+    for (const std::vector<std::string>& extra :
+         {std::vector<std::string>{"10.0.0.0/8"}, {"-N"}, {"10.0.0.0/8", "-x", "10.1.0.0/16"},
+          {"10.0.0.0/8", "--dns", "--ns-hosts", "10.0.0.1"}, {"10.0.0.0/8", "--method", "nat"},
+          {"10.0.0.0/8", "--method", "tproxy"}, {"10.0.0.0/8", "--user", "x", "--group", "y"}}) {
+        std::vector<std::string> args{"-r", "h"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        auto o = parse(args);
+        REQUIRE(o);
+        CHECK(check_supported(*o));
+    }
+}
+
 TEST_CASE("check_supported names the option that has no feature behind it yet") {
     struct Case {
         std::vector<std::string> args;
         const char* needle;
     };
     const Case cases[] = {
-        {{"10.0.0.0/8"}, "subnets"},
-        {{"--no-firewall", "-x", "10.0.0.0/8"}, "--exclude"},
-        {{"-N"}, "--auto-nets is not supported yet"},
         {{"--no-firewall", "-H"}, "--auto-hosts"},
         {{"--no-firewall", "--seed-hosts", "a"}, "--seed-hosts"},
-        {{"--no-firewall", "--ns-hosts", "10.0.0.1"}, "--ns-hosts"},
-        {{"--no-firewall", "--method", "nat"}, "--method nat"},
-        {{"--no-firewall", "--user", "x"}, "--user"},
-        {{"--no-firewall", "--group", "x"}, "--group"},
+        {{"10.0.0.0/8", "--method", "ipfw"}, "--method ipfw"},
+        {{"10.0.0.0/8", "--method", "tproxy", "--dns"}, "with --method tproxy"},
+        {{"10.0.0.0/8", "--method", "tproxy", "--ns-hosts", "10.0.0.1"}, "with --method tproxy"},
         {{"--no-firewall", "-t", "2"}, "--tmark"},
         {{"--no-firewall", "-D"}, "--daemon"},
         {{"--no-firewall", "--syslog"}, "--syslog"},
