@@ -8,8 +8,8 @@
 #   sshL     ssh -N -L to the target's iperf3 and to our echo server
 #   sshuttle Debian's sshuttle 1.1 client (--method nat, its own iptables rules in the client
 #            namespace) with its own uploaded server
-#   ours     sshuttled with our agent (nft redirect table installed by this script, as the
-#            integration test does until the helper exists)
+#   ours     sshuttled with our agent; its private sshuttle-helper installs the nft rules
+#            (the helper sits idle in the process tree while the traffic flows)
 #   oursdeb  sshuttled with Debian's sshuttle server via --server-cmd
 # Metrics: iperf3 single-stream and 8-stream throughput up and down (-R), new connections per
 # second (connect + 1-byte echo + close, 16 in flight), 64-byte round trip p50/p99 over one
@@ -54,7 +54,7 @@ fi
 CONN_CONC=16
 RTT_SIZE=64
 ECHO_PORT=7100          # benchtool serve in the target (the lab's socat echo has backlog 5)
-LISTEN_PORT=12300       # sshuttled's listener (sshuttle 1.1 finds its own, from 12300 down)
+LISTEN_PORT=12310       # sshuttled's listener, away from sshuttle 1.1's own (12300 down)
 FWD_IPERF=15201 FWD_ECHO=17100   # ssh -L local ports
 
 # shellcheck source-path=SCRIPTDIR source=../tests/lab/lab.sh
@@ -381,6 +381,15 @@ bench_sshuttle() {
   fi
   run_all $c "$TGT" "$LAB_IPERF_PORT" "$ECHO_PORT"
   stop_pid "$tunnel_pid"; tunnel_pid=""
+  # Its children (firewall, ssh) may outlive a slow stop; say so if its listener lingers.
+  for _ in $(seq 100); do
+    lab_exec client ss -Hltn "sport = :12300" | grep -q . || break
+    sleep 0.1
+  done
+  if lab_exec client ss -Hltn "sport = :12300" | grep -q .; then
+    log "sshuttle's listener on :12300 is still open 10 s after it was stopped:"
+    lab_exec client ss -Hltnp "sport = :12300" >&2 || true
+  fi
   # If it was killed (or crashed) its nat rules may remain: flush them, they are in our lab.
   if lab_exec client iptables-save -t nat 2>/dev/null | grep -q sshuttle; then
     log "sshuttle left iptables rules behind; flushing the client namespace's nat table"
@@ -388,34 +397,20 @@ bench_sshuttle() {
   fi
 }
 
-install_redirect() {
-  lab_exec client nft delete table inet sshuttle_bench 2>/dev/null || true
-  lab_exec client nft -f - <<EOF
-table inet sshuttle_bench {
-    chain output {
-        type nat hook output priority -100; policy accept;
-        ip daddr ${LAB_TARGET_NET4} meta l4proto tcp redirect to :${LISTEN_PORT}
-    }
-}
-EOF
-}
-
 # bench_ours NAME [sshuttled args...]
 bench_ours() {
   local c=$1
   shift
-  result "$c" cmd "'sshuttled -r lab-server -e \"ssh -F \$CFG\" -l 127.0.0.1:$LISTEN_PORT $*' + nft redirect $LAB_TARGET_NET4 -> :$LISTEN_PORT"
-  ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" -r "$LAB_SSH_HOST" -e "ssh -F $CFG" -l "127.0.0.1:$LISTEN_PORT" "$@" \
+  result "$c" cmd "'sshuttled -r lab-server -e \"ssh -F \$CFG\" -l 127.0.0.1:$LISTEN_PORT $* $LAB_TARGET_NET4'"
+  ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" -r "$LAB_SSH_HOST" -e "ssh -F $CFG" -l "127.0.0.1:$LISTEN_PORT" "$@" "$LAB_TARGET_NET4" \
     >"$RUN/$c.log" 2>&1 &
   tunnel_pid=$!
   if ! wait_log "$RUN/$c.log" "Connected to server" 20; then
     log "$c: sshuttled did not connect"; tail -5 "$RUN/$c.log" >&2
     result "$c" start fail; stop_pid "$tunnel_pid"; tunnel_pid=""; return 0
   fi
-  install_redirect
   run_all "$c" "$TGT" "$LAB_IPERF_PORT" "$ECHO_PORT"
   stop_pid "$tunnel_pid"; tunnel_pid=""
-  lab_exec client nft delete table inet sshuttle_bench 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -454,3 +449,10 @@ result machine seconds "$((SECONDS - start))"
 "$PY" "$HERE/report.py" "$RESULTS" "$REPORT" "$HERE/analysis.md"
 log "report written to $REPORT (raw results: $RESULTS)"
 cp "$RESULTS" "${REPORT%.md}.results.txt" 2>/dev/null || true
+# A contender that could not even start makes the run (and the bench-quick test) fail: the
+# report would otherwise compare against nothing and still look green.
+if failed=$(awk '$2 == "start" && $3 == "fail" { print $1 }' "$RESULTS" | sort -u | tr '\n' ' ') &&
+  [[ -n "$failed" ]]; then
+  log "FAILED: these contenders did not start: $failed"
+  exit 1
+fi

@@ -474,6 +474,11 @@ std::string format_status(const json& s) {
            join(s.value("subnets", json()), "none");
     std::string excludes = join(s.value("excludes", json()), "");
     if (!excludes.empty()) out += ", excluding " + excludes;
+    if (s.contains("helper") && s["helper"].is_string()) {
+        out += "\n  rules by " + s["helper"].get<std::string>();
+        const std::uint64_t reapplied = number_or_zero(s, "firewall_reapplied");
+        if (reapplied > 0) out += ", re-applied " + std::to_string(reapplied) + "x after it was lost";
+    }
     out += "\n  listening on " + join(s.value("listen", json()), "-");
     if (s.contains("dns_port") && s["dns_port"].is_number())
         out += ", DNS on port " + std::to_string(s["dns_port"].get<int>());

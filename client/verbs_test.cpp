@@ -49,8 +49,12 @@ TEST_CASE("status for humans") {
               {"connections", 5},
               {"bytes_in", 2048},
               {"bytes_out", 10},
-              {"reconnects", 0}};
+              {"reconnects", 0},
+              {"helper", "the sshuttle-helper service"},
+              {"firewall_reapplied", 1}};
     std::string text = format_status(s);
+    CHECK(text.find("rules by the sshuttle-helper service, re-applied 1x after it was lost") !=
+          std::string::npos);
     CHECK(text.find("corp: connected to me@gw (pid 42)") == 0);
     CHECK(text.find("method nft, subnets 10.0.0.0/8") != std::string::npos);
     CHECK(text.find("DNS on port 12299") != std::string::npos);

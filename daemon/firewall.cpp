@@ -102,7 +102,7 @@ Result<void> Firewall::connect(bool allow_system) {
                    : Result<std::vector<HelperCapability>>(client.error());
         std::string why_not;
         if (!caps) {
-            why_not = caps.error().message;
+            why_not = caps.error().to_string();
         } else {
             const HelperCapability* ns = find_row(*caps, "network-namespace");
             const std::string mine = own_network_namespace();
@@ -140,7 +140,7 @@ Result<void> Firewall::connect_private() {
     if (auto caps = (*client)->capabilities(); !caps)
         return Error(caps.error().code,
                      std::string(options.use_sudo ? "sshuttle-helper through sudo" : "sshuttle-helper") +
-                         " did not start: " + caps.error().message);
+                         " did not start: " + caps.error().to_string());
     adopt(std::move(*client), false);
     return ok();
 }
@@ -219,7 +219,7 @@ void Firewall::remove() {
 
 void Firewall::helper_lost(const Error& why) {
     if (failed_ || recover_ || !applied_) return;
-    spdlog::error("lost the firewall helper: {}", why.message);
+    spdlog::error("lost the firewall helper: {}", why.to_string());
     // Not from inside the client's own callback: the client is replaced there.
     sd_event_source* src = nullptr;
     if (sd_event_add_defer(event_, &src, &Firewall::on_recover, this) < 0) {

@@ -76,6 +76,13 @@ public:
     [[nodiscard]] Result<void> start(std::string bootstrap);
 
     bool ready() const noexcept { return ready_; }
+    // The process on the other end has exited: read what it left in the stream now, so that a
+    // failure it shows (EOF before the sync header, garbage) reaches on_failure before the
+    // owner reports the exit status. May call on_failure (and so destroy nothing: the owner
+    // must defer destruction, as Tunnel does).
+    void drain() {
+        if (!failed_) handle_io(EPOLLIN);
+    }
     bool credit_enabled() const noexcept { return credit_; }
     bool connect_error_enabled() const noexcept { return connect_error_; }
 

@@ -55,6 +55,8 @@ std::variant<ParsedArgs, ArgsError> parse_daemon_args(const std::vector<std::str
             proto::kExitUsage};
     if (auto r = proto::check_fatal(out.options); !r)
         return ArgsError{r.error(), proto::kExitFatal};
+    if (auto r = proto::check_usage(out.options); !r)
+        return ArgsError{r.error(), proto::kExitUsage};
     if (auto r = proto::check_supported(out.options); !r)
         return ArgsError{r.error(), proto::kExitUsage};
     auto config = tunnel_config(out.options);
@@ -75,14 +77,16 @@ std::string default_tunnel_name(const RemoteTarget& remote) {
 }
 
 const char* daemon_usage() {
-    return "usage: sshuttled -r [USER@]HOST[:PORT] [options] [@PROFILE]\n"
+    return "usage: sshuttled -r [USER@]HOST[:PORT] [options] SUBNET... [@PROFILE]\n"
            "\n"
            "The unprivileged tunnel daemon behind the sshuttle command: runs ssh, uploads the\n"
            "remote agent and carries the connections redirected to its listeners. It takes\n"
            "sshuttle's options (see sshuttle --help; @FILE reads arguments from a file) and\n"
-           "serves its control socket for `sshuttle status/down`. It installs no firewall\n"
-           "rules itself; until the helper is wired in, subnets are refused and traffic must\n"
-           "be redirected to the listener by someone else.\n"
+           "serves its control socket for `sshuttle status/down`. The firewall rules that\n"
+           "send SUBNETS to the listeners are installed by sshuttle-helper: the system\n"
+           "service when it runs in our network namespace, else a private helper started\n"
+           "directly (root) or through sudo. SSHUTTLE_HELPER=system|private forces one;\n"
+           "SSHUTTLE_HELPER_PATH names the private helper's binary.\n"
            "\n"
            "  -r, --remote HOST        ssh target, [USER@]HOST[:PORT] or [IPv6]:PORT\n"
            "  -e, --ssh-cmd CMD        the ssh command (default: ssh), split like a shell\n"
@@ -91,6 +95,12 @@ const char* daemon_usage() {
            "  -l, --listen [IP:]PORT[,[IPv6]:PORT]  TCP listener(s); port 0 searches from 12300\n"
            "                           down (default: 127.0.0.1:0,[::1]:0)\n"
            "      --disable-ipv6       no IPv6 listener (when --listen is not given)\n"
+           "  SUBNET                   IP[/WIDTH][:PORT[-PORT]] to capture; -x SUBNET excludes,\n"
+           "                           -s/-X FILE read them from a file, -N asks the server\n"
+           "      --method M           nft (default), nat or tproxy\n"
+           "      --ns-hosts IP,...    capture DNS to these servers; --dns adds resolv.conf's\n"
+           "      --user U, --group G  capture only this user's / group's traffic\n"
+           "      --no-firewall        install no rules (someone else redirects to -l)\n"
            "      --dns                also listen for DNS queries (UDP, next free port)\n"
            "      --to-ns IP[:PORT]    the remote resolver for DNS (default: the server's)\n"
            "      --no-latency-control, --latency-buffer-size N, --wrap N  as sshuttle\n"

@@ -284,6 +284,9 @@ Result<void> Tunnel::apply_firewall() {
     if (config_.auto_nets) {
         auto routes = parse_routes(routes_);
         spdlog::info("-N: {} route(s) from the server", routes.size());
+        if (routes.empty() && in.includes.empty() && in.ns_hosts.empty() && !in.dns)
+            return Error(Errc::InvalidArgument,
+                         "-N: the server reported no routes, and no subnet was given");
         for (auto& r : routes)
             if (std::find(in.includes.begin(), in.includes.end(), r) == in.includes.end())
                 in.includes.push_back(r);
@@ -372,9 +375,10 @@ void Tunnel::on_ready() {
                 return stop(kExitFatal);
             }
             for (TransparentSocket& t : *minted) {
-                if (t.proto != "tcp") continue;  // UDP and DNS over tproxy: not yet
-                sockets.emplace_back(*IpAddress::parse(t.family == "ipv4" ? "0.0.0.0" : "::"),
-                                     std::move(t.fd));
+                if (t.proto == "tcp")
+                    sockets.emplace_back(*IpAddress::parse(t.family == "ipv4" ? "0.0.0.0" : "::"),
+                                         std::move(t.fd));
+                // "udp" and "dns": not requested (no UDP capture, no DNS with tproxy yet).
             }
         }
     }
@@ -386,12 +390,21 @@ void Tunnel::on_ready() {
 
 void Tunnel::on_mux_failure(const Error& error) {
     if (stopping_) return;
+    if (draining_) {  // ssh has exited; on_ssh_exit weighs its status against this
+        stream_error_ = error;
+        stop(kExitFatal);
+        return;
+    }
     if (ssh_ && ssh_->running()) {
         // ssh usually exits right after its stream breaks, and its exit status is the better
         // explanation: give it the grace period before reporting.
         spdlog::debug("session stream failed: {}", error.to_string());
-        if (error.code == Errc::Protocol || error.code == Errc::TooLarge)
+        if (error.code == Errc::Protocol || error.code == Errc::TooLarge) {
             spdlog::error("fatal: {}", error.to_string());
+            stream_error_ = Error();  // said; ssh's status may add to it
+        } else {
+            stream_error_ = error;    // said at ssh's exit unless its status explains more
+        }
         stop(kExitFatal);
         return;
     }
@@ -400,12 +413,21 @@ void Tunnel::on_mux_failure(const Error& error) {
 }
 
 void Tunnel::on_ssh_exit(int status, bool signaled) {
-    if (stopping_ && exit_status_ == 0) {
+    if (!stopping_ && mux_) {
+        draining_ = true;
+        mux_->drain();
+        draining_ = false;
+    }
+    if (stopping_ && !stream_error_) {
+        // The reason was logged when the stop began; ssh leaving now is the expected end.
         spdlog::debug("ssh exited with status {}", status);
     } else if (signaled) {
         spdlog::error("fatal: ssh was killed by signal {}", status - 128);
-    } else {
+    } else if (status != 0 || !stream_error_) {
         spdlog::error("fatal: server died: {}", explain_remote_exit(status));
+    } else if (!stream_error_->message.empty()) {
+        // ssh ended cleanly: what broke the stream is the whole story.
+        spdlog::error("fatal: {}", stream_error_->to_string());
     }
     if (!stopping_) stop(kExitFatal);
     sd_event_exit(event_, exit_status_);
@@ -418,9 +440,17 @@ void Tunnel::stop(int exit_status) {
     sd_notify(0, "STOPPING=1");
     // Rules first: from here on, nothing is redirected to listeners about to close.
     if (firewall_) firewall_->remove();
+    // stop() may run inside a callback of the mux, a listener or the DNS proxy (a failure seen
+    // while handling a frame): they are destroyed from the loop, one turn later, never under
+    // their own feet. Destroying the mux closes our end of the stream: the agent sees EOF,
+    // then ssh exits.
+    retired_listeners_ = std::move(listeners_);
     listeners_.clear();
-    dns_.reset();
-    mux_.reset();  // closes our end of the stream: the agent sees EOF, then ssh exits
+    retired_dns_ = std::move(dns_);
+    retired_mux_ = std::move(mux_);
+    sd_event_source* retire = nullptr;
+    if (sd_event_add_defer(event_, &retire, &Tunnel::on_retire, this) >= 0)
+        retire_source_.reset(retire);
     if (!ssh_ || !ssh_->running()) {
         sd_event_exit(event_, exit_status_);
         return;
@@ -454,8 +484,19 @@ TunnelStats Tunnel::stats() const {
     return s;
 }
 
+int Tunnel::on_retire(sd_event_source*, void* userdata) noexcept {
+    auto* self = static_cast<Tunnel*>(userdata);
+    self->retired_listeners_.clear();
+    self->retired_dns_.reset();
+    self->retired_mux_.reset();
+    self->retire_source_.reset();  // one-shot; sd-event allows dropping a source in its handler
+    return 0;
+}
+
 int Tunnel::on_grace_timeout(sd_event_source*, uint64_t, void* userdata) noexcept {
     auto* self = static_cast<Tunnel*>(userdata);
+    if (self->stream_error_ && !self->stream_error_->message.empty())
+        spdlog::error("fatal: {}", self->stream_error_->to_string());
     spdlog::warn("ssh did not exit after its stdin closed; terminating it");
     self->ssh_->signal(SIGTERM);
     sd_event_exit(self->event_, self->exit_status_);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/sd_handles.hpp"
@@ -52,6 +53,7 @@ private:
     void on_mux_failure(const Error& error);
     void on_ssh_exit(int status, bool signaled);
     static int on_grace_timeout(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
+    static int on_retire(sd_event_source* s, void* userdata) noexcept;
 
     sd_event* event_;
     TunnelConfig config_;
@@ -68,7 +70,17 @@ private:
     std::vector<UniqueFd> dns_sockets_;
     std::uint16_t dns_port_ = 0;
     EventSourcePtr grace_timer_;
+    // What stop() took down, destroyed from the loop (see stop()). Declared after the live
+    // parts (destroyed first when the Tunnel goes), the mux before what refers to it.
+    std::unique_ptr<Mux> retired_mux_;
+    std::unique_ptr<DnsProxy> retired_dns_;
+    std::vector<std::unique_ptr<TcpListener>> retired_listeners_;
+    EventSourcePtr retire_source_;
     bool stopping_ = false;
+    // The stream broke while ssh ran: ssh's exit status usually explains it better, so the
+    // error waits for it (empty message: already logged).
+    std::optional<Error> stream_error_;
+    bool draining_ = false;  // reading what an exited ssh left in the stream
     int exit_status_ = 0;
 };
 

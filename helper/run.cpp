@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
@@ -150,15 +151,22 @@ int run_helper(const HelperOptions& options) {
         return 1;
     }
     EventPtr event(raw_event);
+    // A --stdio helper shares the daemon's terminal: Ctrl-C and a hang-up reach both. The daemon
+    // answers them by removing its rules through us, so we must still be here; we end when our
+    // connection closes (or on SIGTERM). The bus service stops on all three.
+    std::vector<int> stop_signals{SIGTERM};
+    if (options.stdio) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+    } else {
+        stop_signals.insert(stop_signals.end(), {SIGINT, SIGHUP});
+    }
     sigset_t mask;
     sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
+    for (int sig : stop_signals) sigaddset(&mask, sig);
     sigprocmask(SIG_BLOCK, &mask, nullptr);
     signal(SIGPIPE, SIG_IGN);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP})
-        sd_event_add_signal(event.get(), nullptr, sig, &on_signal, nullptr);
+    for (int sig : stop_signals) sd_event_add_signal(event.get(), nullptr, sig, &on_signal, nullptr);
 
     auto bus = options.stdio ? open_peer_bus() : open_system_bus();
     if (!bus) {

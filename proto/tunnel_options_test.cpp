@@ -295,7 +295,7 @@ TEST_CASE("check_supported names the option that has no feature behind it yet") 
         {{"--no-firewall", "-H"}, "--auto-hosts"},
         {{"--no-firewall", "--seed-hosts", "a"}, "--seed-hosts"},
         {{"10.0.0.0/8", "--method", "ipfw"}, "--method ipfw"},
-        {{"10.0.0.0/8", "--method", "tproxy", "--dns"}, "with --method tproxy"},
+        {{"10.0.0.0/8", "--method", "tproxy", "--dns"}, "CAP_NET_BIND_SERVICE"},
         {{"10.0.0.0/8", "--method", "tproxy", "--ns-hosts", "10.0.0.1"}, "with --method tproxy"},
         {{"--no-firewall", "-t", "2"}, "--tmark"},
         {{"--no-firewall", "-D"}, "--daemon"},

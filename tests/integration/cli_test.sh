@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # tests/integration/cli_test.sh: the sshuttle command end to end in the lab.
 #
-# Until the firewall helper is wired in, the tunnels run with --no-firewall and the test installs
-# the redirect itself (an nft table in the lab's client namespace), as tunnel_test.sh does.
+# The tunnels capture the lab's target subnet; the firewall rules come from the private
+# sshuttle-helper that sshuttled starts (we are root in the lab's client namespace).
 # Checks:
-#   classic   `sshuttle -r lab-server --no-firewall -l ... --name N` in the foreground;
-#             `sshuttle status N --json` says connected; HTTP and a 4 MiB download through the
+#   classic   `sshuttle -r lab-server -l ... --name N TARGET_NET` in the foreground; its nft table
+#             exists once `sshuttle status N --json` says connected (method nft, helper named);
+#             HTTP and a 4 MiB download through the
 #             tunnel make its connection and byte counts rise; `status --watch --json` streams;
 #             `sshuttle list` shows it; another uid is refused; SIGINT stops it with sshuttle's
-#             exit status 1 and its control socket is gone.
+#             exit status 1, its control socket is gone and so are its rules.
 #   down      a second classic tunnel stopped by `sshuttle down N`: the foreground process exits
-#             0 and the socket is gone.
+#             0, the socket and the rules are gone.
 #   up        `sshuttle up N` from a user profile (no systemd here: a detached sshuttled) gets
 #             connected and carries traffic; `sshuttle down N` stops it.
 #   errors    a profile error names FILE:LINE; an option without a feature says "not supported
@@ -111,22 +112,15 @@ wait_connected() {
   return 1
 }
 
-redirect() {  # redirect PORT: TCP to the target net goes to 127.0.0.1:PORT
-  lab_exec client nft delete table inet sshuttle_clitest 2>/dev/null || true
-  lab_exec client nft -f - <<EOF
-table inet sshuttle_clitest {
-    chain output {
-        type nat hook output priority -100; policy accept;
-        ip daddr ${LAB_TARGET_NET4} meta l4proto tcp redirect to :$1
-    }
-}
-EOF
+# rules_of NAME: the nft table of tunnel NAME in the client namespace ("" when there is none).
+rules_of() {
+  lab_exec client nft list tables 2>/dev/null | grep -x "table inet sshuttle_$1" || true
 }
 
 # start_classic NAME PORT LOG: a classic sshuttle in the client namespace, in the background.
 start_classic() {
   ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLE" -v -r "$LAB_SSH_HOST" -e "ssh -F $LAB_SSH_CONFIG" \
-    --no-firewall -l "127.0.0.1:$2" --name "$1" >"$3" 2>&1 &
+    -l "127.0.0.1:$2" --name "$1" "$LAB_TARGET_NET4" >"$3" 2>&1 &
   classic_pid=$!
 }
 
@@ -163,7 +157,13 @@ if wait_connected "$NAME_A" "$classic_pid"; then
 else
   fail "classic/connected" "status never said connected; log: $(tail -n 5 "$log_a")"
 fi
-redirect "$PORT_A"
+[[ -n "$(rules_of "$NAME_A")" ]] && pass "classic/rules-applied" ||
+  fail "classic/rules-applied" "no table inet sshuttle_$NAME_A once connected"
+method=$(status_field "$NAME_A" method)
+helper=$(status_field "$NAME_A" helper)
+[[ "$method" == nft && "$helper" == *sshuttle-helper* ]] &&
+  pass "classic/status-firewall (method $method, $helper)" ||
+  fail "classic/status-firewall" "method '$method', helper '$helper'"
 in0=$(status_field "$NAME_A" bytes_in)
 body=$(lab_exec client curl -sS --max-time 10 "http://$LAB_TARGET_IP4/" 2>&1) || true
 [[ "$body" == *"$LAB_HTTP_MARKER"* ]] && pass "classic/http" || fail "classic/http" "curl: ${body:0:200}"
@@ -212,10 +212,10 @@ if kill -0 "$classic_pid" 2>/dev/null; then
   stop_pid "$classic_pid"
 else
   wait "$classic_pid" || rc=$?
-  if [[ $rc == 1 && ! -e "$sock_a" ]]; then
-    pass "classic/sigint (exit 1 as sshuttle, socket removed)"
+  if [[ $rc == 1 && ! -e "$sock_a" && -z "$(rules_of "$NAME_A")" ]]; then
+    pass "classic/sigint (exit 1 as sshuttle, socket and rules removed)"
   else
-    fail "classic/sigint" "exit $rc, socket $([[ -e $sock_a ]] && echo left behind || echo gone)"
+    fail "classic/sigint" "exit $rc, socket $([[ -e $sock_a ]] && echo left behind || echo gone), rules '$(rules_of "$NAME_A")'"
   fi
 fi
 classic_pid=""
@@ -231,7 +231,8 @@ if wait_connected "$NAME_B" "$classic_pid"; then
     fail "down" "classic process still running 5 s after down ($out)"
   else
     wait "$classic_pid" || rc=$?
-    [[ $rc == 0 && "$out" == "$NAME_B: stopped" && ! -e /run/sshuttle/$NAME_B.sock ]] &&
+    [[ $rc == 0 && "$out" == "$NAME_B: stopped" && ! -e /run/sshuttle/$NAME_B.sock &&
+      -z "$(rules_of "$NAME_B")" ]] &&
       pass "down (classic exit 0)" || fail "down" "exit $rc, said '$out'"
   fi
 else
@@ -245,21 +246,21 @@ rc=0; out=$("$SSHUTTLE" down "$NAME_B" 2>&1) || rc=$?
 
 # ---- up / down with a profile ---------------------------------------------------------------
 if ((UP_WITHOUT_SYSTEMD)); then
-  printf -- '# the lab tunnel\n--remote=%s\n--ssh-cmd=ssh -F %s\n--no-firewall\n--listen=127.0.0.1:%s\n' \
-    "$LAB_SSH_HOST" "$LAB_SSH_CONFIG" "$PORT_UP" >"$WORK/config/sshuttle/$NAME_UP.conf"
+  printf -- '# the lab tunnel\n--remote=%s\n--ssh-cmd=ssh -F %s\n--listen=127.0.0.1:%s\n%s\n' \
+    "$LAB_SSH_HOST" "$LAB_SSH_CONFIG" "$PORT_UP" "$LAB_TARGET_NET4" >"$WORK/config/sshuttle/$NAME_UP.conf"
   rc=0
   out=$(XDG_CONFIG_HOME="$WORK/config" timeout 70 ip netns exec "$LAB_NS_CLIENT" \
     "$SSHUTTLE" up "$NAME_UP" 2>&1) || rc=$?
   if [[ $rc == 0 && "$out" == "$NAME_UP: connected to $LAB_SSH_HOST"* ]]; then
     pass "up"
-    redirect "$PORT_UP"
     body=$(lab_exec client curl -sS --max-time 10 "http://$LAB_TARGET_IP4/" 2>&1) || true
     [[ "$body" == *"$LAB_HTTP_MARKER"* ]] && pass "up/http" || fail "up/http" "curl: ${body:0:200}"
     out=$(XDG_CONFIG_HOME="$WORK/config" "$SSHUTTLE" list 2>&1) || true
     grep -Eq "^$NAME_UP +connected .*$NAME_UP.conf" <<<"$out" && pass "up/list-shows-profile" ||
       fail "up/list-shows-profile" "$out"
     out=$("$SSHUTTLE" down "$NAME_UP" 2>&1) || true
-    [[ "$out" == "$NAME_UP: stopped" && ! -e /run/sshuttle/$NAME_UP.sock ]] && pass "up/down" ||
+    [[ "$out" == "$NAME_UP: stopped" && ! -e /run/sshuttle/$NAME_UP.sock &&
+      -z "$(rules_of "$NAME_UP")" ]] && pass "up/down" ||
       fail "up/down" "$out"
   else
     fail "up" "exit $rc: $out"

@@ -4,7 +4,7 @@
 # namespace this test creates, and clients nobody here wrote (busctl, gdbus, dbus-python) plus
 # the daemon's own HelperClient (helper_client_probe).
 #
-#   helper_bus_test.sh HELPER PROBE SOURCE_ROOT
+#   helper_bus_test.sh HELPER PROBE SOURCE_ROOT [SSHUTTLED]
 #
 # Needs root (network namespaces, useradd, polkit's fixed directories); otherwise exits 77.
 # Leaves nothing behind: every process it starts is stopped by PID, and the namespace, the
@@ -14,6 +14,7 @@ set -euo pipefail
 HELPER=$(realpath "${1:?helper binary}")
 PROBE=$(realpath "${2:?helper_client_probe binary}")
 SRC=${3:?source root}
+SSHUTTLED=${4:+$(realpath "$4")}
 
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
@@ -412,6 +413,26 @@ denied=$(runuser -u "$USER_YES" -- gdbus call --system --dest io.sshuttle.Helper
     "{'name': <'nopk2'>, 'includes': <['10.201.1.0/24']>, 'tcp_port_v4': <uint16 12309>}" 2>&1 || true)
 check "with polkit unreachable the granted user is denied" \
     grep -q 'io.sshuttle.Helper1.Error.PermissionDenied' <<<"$denied"
+
+# ---- 10b. sshuttled uses the service only from the helper's network namespace ----
+# The bus socket is a file: a daemon in another namespace reaches it too, but rules the helper
+# installs in its own namespace would never see that daemon's traffic. `-e false` stands in for
+# ssh: nothing leaves the machine, and no rule is applied before the remote side answers.
+if [ -n "$SSHUTTLED" ]; then
+    rc=0
+    out=$(SSHUTTLE_HELPER=system timeout 20 "$SSHUTTLED" -r 127.0.0.1 -e false --name shbt-other \
+        10.99.0.0/16 2>&1) || rc=$?
+    check "sshuttled outside the helper's namespace refuses the service (exit 99)" \
+        bash -c "[ $rc = 99 ] && grep -q 'another network namespace' <<<\"\$1\"" _ "$out"
+    check "and installed nothing in either namespace" \
+        bash -c "! nft list tables | grep -q sshuttle_shbt-other && ! ip netns exec $NS nft list tables | grep -q shbt-other"
+    out=$(ip netns exec "$NS" env SSHUTTLE_HELPER=system timeout 20 "$SSHUTTLED" -r 127.0.0.1 -e false \
+        --name shbt-same 10.99.0.0/16 2>&1 || true)
+    check "sshuttled in the helper's namespace uses the service" \
+        grep -q 'firewall rules through the sshuttle-helper service' <<<"$out"
+else
+    echo "skip: sshuttled not given: the daemon's namespace check is not run"
+fi
 
 # ---- 11. idle exit: only when owning nothing ----
 kill -9 "$HELPER_PID"

@@ -2,16 +2,23 @@
 # tests/integration/tunnel_test.sh: end-to-end checks of sshuttled through the lab.
 #
 # Brings up one lab (tests/lab/lab.sh), proves the client cannot reach the target directly,
-# installs the redirect rule the helper would install (an nft table in the client namespace),
-# then runs the same checks twice through sshuttled:
+# then runs sshuttled in the client namespace with the target subnet: sshuttled starts its own
+# private sshuttle-helper (--stdio; it is root, so no sudo), which installs the nft rules. The
+# same checks run twice:
 #   A  with our agent (the default: uploaded over ssh)
 #   B  with Debian's stock sshuttle server (--server-cmd, python3 -c 'import sshuttle.server')
-# Checks per run: HTTP marker, 200 MiB download (sha256), 200 MiB upload to the lab's TCP echo
-# (port 7) with half-close (sha256 of the echo), refused port fails promptly (with our agent:
-# reset, the connect-error extension) and the tunnel survives, 2,000 concurrent echo
-# connections each getting exactly its own bytes (tests/integration/echo_load.py), DNS through
-# the tunnel answered by the lab's resolver, and SIGTERM stops sshuttled within 5 s with
-# status 0.
+# Checks per run: the rules exist once sshuttled says it is connected, HTTP marker, 200 MiB
+# download (sha256), 200 MiB upload to the lab's TCP echo (port 7) with half-close (sha256 of
+# the echo), refused port fails promptly (with our agent: reset, the connect-error extension)
+# and the tunnel survives, 2,000 concurrent echo connections each getting exactly its own
+# bytes (tests/integration/echo_load.py), DNS through the tunnel answered by the lab's
+# resolver (--ns-hosts), and SIGTERM stops sshuttled within 5 s with status 0 and no rule left.
+# Run A also SIGKILLs the helper: sshuttled must start a new one, re-apply, and keep working.
+# Start failures (no python, ssh failing, a remote command that is not sshuttle) end with status
+# 99, one line saying why, and no rule. Then, per other firewall method (nat, tproxy), a short run: rules, HTTP, DNS (nat only; tproxy
+# refuses DNS, see check_supported), SIGKILL of the
+# helper (re-applied by a new one, no duplicate), and SIGKILL of sshuttled itself, after which
+# the helper must have removed every rule within 2 s.
 #
 # The stock server cannot hold 2,000 connections at once: its loop is select.select(), which
 # CPython refuses for a descriptor >= 1024 (FD_SETSIZE): "ValueError: filedescriptor out of
@@ -130,20 +137,86 @@ UPLOAD_SHA=$(sha256sum "$UPLOAD_FILE" | cut -d' ' -f1)
 
 ECHO_PORT=$LAB_ECHO_PORT  # the lab's own echo (tests/lab/tcp_echo.py)
 
-# Installs (or replaces) the redirect rule: TCP to the target net to the listener, DNS to the
-# target to sshuttled's DNS port.
-install_redirect() {
-  local dns_port=$1
-  lab_exec client nft delete table inet sshuttle_test 2>/dev/null || true
-  lab_exec client nft -f - <<EOF
-table inet sshuttle_test {
-    chain output {
-        type nat hook output priority -100; policy accept;
-        ip daddr ${LAB_TARGET_NET4} meta l4proto tcp redirect to :${LISTEN_PORT}
-        ip daddr ${LAB_TARGET_IP4} udp dport 53 redirect to :${dns_port}
-    }
+TUNNEL_NAME=tt  # sshuttled --name: the helper's table is inet sshuttle_tt
+
+# The sshuttle rules in the client namespace, one line each: nft tables, iptables chains and
+# the tproxy policy-routing rule. Empty when there are none.
+sshuttle_rules() {
+  {
+    lab_exec client nft list tables 2>/dev/null | grep -i sshuttle
+    lab_exec client iptables-save 2>/dev/null | grep -i sshuttle
+    lab_exec client ip6tables-save 2>/dev/null | grep -i sshuttle
+    lab_exec client ip rule list 2>/dev/null | grep -i 0x5348
+    lab_exec client ip -6 rule list 2>/dev/null | grep -i 0x5348
+  } || true
 }
-EOF
+
+# The PID of sshuttled's helper child (its only child named sshuttle-helper).
+helper_child() {
+  ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '$2 == "sshuttle-helper" { print $1; exit }'
+}
+
+# start_daemon LABEL [extra sshuttled args...]: starts sshuttled in the client namespace and
+# waits (15 s at most) for "Connected to server"; 1 when it did not come up.
+start_daemon() {
+  local label=$1 started=0
+  shift
+  daemon_log="$LAB_DIR/logs/sshuttled-$label.log"
+  ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" -v --name "$TUNNEL_NAME" -r "$LAB_SSH_HOST" \
+    -e "ssh -F $LAB_SSH_CONFIG" -l "127.0.0.1:$LISTEN_PORT" "$@" >"$daemon_log" 2>&1 &
+  daemon_pid=$!  # ip netns exec execs sshuttled: this is its PID
+  for _ in $(seq 150); do  # 15 s
+    grep -q "Connected to server" "$daemon_log" && { started=1; break; }
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  ((started)) && return 0
+  fail "$label/start" "no 'Connected to server' within 15 s"
+  stop_daemon_hard
+  return 1
+}
+
+check_http() {
+  local name=$1 body
+  if body=$(lab_exec client curl -sS --max-time 10 "http://$LAB_TARGET_IP4/" 2>&1) &&
+    [[ "$body" == *"$LAB_HTTP_MARKER"* ]]; then
+    pass "$name"
+  else
+    fail "$name" "curl gave '${body:0:200}'"
+  fi
+}
+
+# check_dns NAME: the lab's name resolves through the tunnel, answered by the target's resolver.
+check_dns() {
+  local out
+  out=$(lab_exec client dig +short +time=3 +tries=2 "@$LAB_TARGET_IP4" "$LAB_DNS_NAME" A 2>&1) || true
+  if [[ "$out" == "$LAB_TARGET_IP4" ]]; then
+    pass "$1"
+  else
+    fail "$1" "dig gave '${out:0:200}', want $LAB_TARGET_IP4"
+  fi
+}
+
+# check_rules NAME PATTERN: the rules exist, and the listing matches PATTERN (grep -E).
+check_rules() {
+  local name=$1 pattern=$2 rules
+  rules=$(sshuttle_rules)
+  if [[ -n "$rules" ]] && grep -Eq -- "$pattern" <<<"$rules"; then
+    pass "$name ($(tr '\n' ' ' <<<"$rules" | head -c 160))"
+  else
+    fail "$name" "want rules matching '$pattern', have '${rules:0:300}'"
+  fi
+}
+
+# check_no_rules NAME: no sshuttle rule is left within 2 s.
+check_no_rules() {
+  local name=$1 rules
+  for _ in $(seq 20); do
+    rules=$(sshuttle_rules)
+    [[ -z "$rules" ]] && break
+    sleep 0.1
+  done
+  if [[ -z "$rules" ]]; then pass "$name"; else fail "$name" "left: ${rules:0:300}"; fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -192,42 +265,15 @@ print(h.hexdigest(), n)
 run_checks() {
   local label=$1 wave=$2
   shift 2
-  local t0 t1 out rc body got dns_port started=0
-  daemon_log="$LAB_DIR/logs/sshuttled-$label.log"
+  local t0 t1 out rc got
   echo "== run $label"
-
-  ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" -v -r "$LAB_SSH_HOST" -e "ssh -F $LAB_SSH_CONFIG" \
-    -l "127.0.0.1:$LISTEN_PORT" --dns --to-ns "$LAB_TARGET_IP4" "$@" >"$daemon_log" 2>&1 &
-  daemon_pid=$!  # ip netns exec execs sshuttled: this is its PID
-  for _ in $(seq 150); do  # 15 s
-    grep -q "Connected to server" "$daemon_log" && { started=1; break; }
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if ((!started)); then
-    fail "$label/start" "no 'Connected to server' within 15 s"
-    stop_daemon_hard
-    return 0
-  fi
-  dns_port=$(sed -n 's/.*DNS on port \([0-9]\+\).*/\1/p' "$daemon_log" | head -n 1)
-  if [[ -z "$dns_port" ]]; then
-    fail "$label/start" "sshuttled did not log its DNS port"
-    stop_daemon_hard
-    return 0
-  fi
-  install_redirect "$dns_port"
+  start_daemon "$label" --ns-hosts "$LAB_TARGET_IP4" --to-ns "$LAB_TARGET_IP4" \
+    "$LAB_TARGET_NET4" "$@" || return 0
   pass "$label/start"
+  # sshuttled said it is connected only after the helper applied the rules.
+  check_rules "$label/rules-applied" "inet sshuttle_$TUNNEL_NAME"
 
   # 2. HTTP marker through the tunnel.
-  check_http() {
-    local name=$1 body
-    if body=$(lab_exec client curl -sS --max-time 10 "http://$LAB_TARGET_IP4/" 2>&1) &&
-      [[ "$body" == *"$LAB_HTTP_MARKER"* ]]; then
-      pass "$name"
-    else
-      fail "$name" "curl gave '${body:0:200}'"
-    fi
-  }
   check_http "$label/http"
 
   # 3. 200 MiB download, sha256 against the target's file.
@@ -286,15 +332,33 @@ run_checks() {
   fi
 
   # 7. DNS through the tunnel, answered by the lab's resolver on the target.
-  out=$(lab_exec client dig +short +time=3 +tries=2 "@$LAB_TARGET_IP4" "$LAB_DNS_NAME" A \
-    2>&1) || true
-  if [[ "$out" == "$LAB_TARGET_IP4" ]]; then
-    pass "$label/dns"
-  else
-    fail "$label/dns" "dig gave '${out:0:200}', want $LAB_TARGET_IP4"
+  check_dns "$label/dns"
+
+  # 8. Run A: the helper dies (SIGKILL). Its nft table dies with it; sshuttled must notice,
+  # start a fresh helper and apply the same rules again, and the tunnel must carry traffic.
+  if [[ "$label" == A ]]; then
+    local helper_pid
+    helper_pid=$(helper_child "$daemon_pid")
+    if [[ -z "$helper_pid" ]]; then
+      fail "$label/helper-killed" "no sshuttle-helper child of sshuttled $daemon_pid"
+    else
+      kill -KILL "$helper_pid"
+      for _ in $(seq 50); do
+        grep -q "firewall rules re-applied" "$daemon_log" && break
+        sleep 0.1
+      done
+      if grep -q "firewall rules re-applied" "$daemon_log" && kill -0 "$daemon_pid" 2>/dev/null &&
+        [[ -n "$(helper_child "$daemon_pid")" && "$(helper_child "$daemon_pid")" != "$helper_pid" ]]; then
+        pass "$label/helper-killed-reapplied"
+      else
+        fail "$label/helper-killed-reapplied" "no re-apply by a new helper within 5 s"
+      fi
+      check_rules "$label/rules-after-helper-restart" "inet sshuttle_$TUNNEL_NAME"
+      check_http "$label/http-after-helper-restart"
+    fi
   fi
 
-  # 8. SIGTERM: exits within 5 s with status 0.
+  # 9. SIGTERM: exits within 5 s with status 0, and the rules are gone.
   if ! kill -0 "$daemon_pid" 2>/dev/null; then
     rc=0
     wait "$daemon_pid" || rc=$?
@@ -319,6 +383,62 @@ run_checks() {
     fi
   fi
   daemon_pid=""
+  check_no_rules "$label/no-rules-after-stop"
+}
+
+# run_method METHOD PATTERN DNS: a short run with --method METHOD: the rules (matching
+# PATTERN), HTTP through them (and DNS when DNS is 1), the helper killed and replaced, then
+# SIGKILL of sshuttled: the helper removes everything by itself.
+run_method() {
+  local method=$1 pattern=$2 dns=$3 label="method-$1" helper_pid
+  local dns_args=()
+  ((dns)) && dns_args=(--ns-hosts "$LAB_TARGET_IP4" --to-ns "$LAB_TARGET_IP4")
+  echo "== run $label"
+  start_daemon "$label" --method "$method" "${dns_args[@]}" "$LAB_TARGET_NET4" || return 0
+  pass "$label/start"
+  check_rules "$label/rules-applied" "$pattern"
+  check_http "$label/http"
+  ((dns)) && check_dns "$label/dns"
+  # The helper dies: what its death does not remove by itself (an iptables chain, the tproxy
+  # policy route) the next helper sweeps before it applies the same rules again.
+  helper_pid=$(helper_child "$daemon_pid")
+  local rules_before
+  rules_before=$(sshuttle_rules | sort)
+  if [[ -n "$helper_pid" ]]; then
+    kill -KILL "$helper_pid"
+    for _ in $(seq 50); do
+      grep -q "firewall rules re-applied" "$daemon_log" && break
+      sleep 0.1
+    done
+    if grep -q "firewall rules re-applied" "$daemon_log" && kill -0 "$daemon_pid" 2>/dev/null; then
+      pass "$label/helper-killed-reapplied"
+    else
+      fail "$label/helper-killed-reapplied" "no re-apply within 5 s"
+    fi
+    check_rules "$label/rules-after-helper-restart" "$pattern"
+    # The same rules, once: a re-apply on top of leftovers would duplicate them.
+    local rules_after
+    rules_after=$(sshuttle_rules | sort)
+    [[ "$rules_after" == "$rules_before" ]] && pass "$label/no-duplicate-rules" ||
+      fail "$label/no-duplicate-rules" "before: ${rules_before:0:300} / after: ${rules_after:0:300}"
+    check_http "$label/http-after-helper-restart"
+  fi
+  helper_pid=$(helper_child "$daemon_pid")
+  kill -KILL "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=""
+  check_no_rules "$label/daemon-killed-no-rules"
+  if [[ -n "$helper_pid" ]]; then
+    for _ in $(seq 50); do kill -0 "$helper_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$helper_pid" 2>/dev/null; then
+      fail "$label/helper-exits" "sshuttle-helper $helper_pid still runs 5 s after sshuttled died"
+      kill -KILL "$helper_pid" 2>/dev/null || true
+    else
+      pass "$label/helper-exits"
+    fi
+  else
+    fail "$label/helper-exits" "no sshuttle-helper child found"
+  fi
 }
 
 failed_before=$FAILS
@@ -334,6 +454,34 @@ if ((STOCK_SERVER_OK)); then
 else
   echo "SKIP B: Debian's sshuttle package (python3-sshuttle server) is not installed"
 fi
+
+# run_error NAME EXPECTED [sshuttled args...]: sshuttled must fail with status 99 within 20 s,
+# saying EXPECTED (a fixed string) in its one-line explanation, and leave no rule.
+run_error() {
+  local name=$1 expected=$2 rc=0 out
+  shift 2
+  out=$(timeout 20 ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" --name "$TUNNEL_NAME" \
+    -r "$LAB_SSH_HOST" -l "127.0.0.1:$LISTEN_PORT" "$@" "$LAB_TARGET_NET4" 2>&1) || rc=$?
+  if [[ $rc == 99 && "$out" == *"$expected"* && -z "$(sshuttle_rules)" ]]; then
+    pass "$name ($(grep -m1 fatal <<<"$out" | cut -c1-140))"
+  else
+    fail "$name" "exit $rc, rules '$(sshuttle_rules)', said: $(tail -c 400 <<<"$out")"
+  fi
+}
+
+echo "== start failures, each explained in one line"
+run_error "error/no-python" "check --python" -e "ssh -F $LAB_SSH_CONFIG" --python /nonexistent/python3
+run_error "error/ssh-failed" "ssh failed (exit 255)" -e "ssh -F $LAB_SSH_CONFIG -p 1"
+run_error "error/not-sshuttle" 'not-sshuttle\n' -e "ssh -F $LAB_SSH_CONFIG" \
+  --server-cmd "echo not-sshuttle"
+
+# tproxy runs without DNS: sshuttled refuses --ns-hosts with tproxy (see check_supported).
+for spec in "nat:1:-A sshuttle_tt .*REDIRECT" "tproxy:0:0x5348"; do
+  failed_before=$FAILS
+  IFS=: read -r method dns pattern <<<"$spec"
+  run_method "$method" "$pattern" "$dns"
+  ((FAILS == failed_before)) || show_log
+done
 
 if ((FAILS > 0)); then
   echo "$FAILS check(s) failed; logs in $LAB_DIR/logs (LAB_KEEP=1 keeps them)"

@@ -3,11 +3,10 @@
 #
 # Brings up the lab, shows what runs where, proves the laptop (client namespace) cannot reach
 # the private target directly, then starts sshuttled in the laptop against the lab's sshd and
-# shows an HTTP request and a DNS lookup crossing the tunnel. Everything is torn down on exit
+# shows an HTTP request and a DNS lookup crossing the tunnel. sshuttled starts its private
+# sshuttle-helper (it is root in the laptop's namespace), which installs the firewall rules; the
+# demo shows them, and shows them gone after the tunnel stops. Everything is torn down on exit
 # unless --keep is given.
-#
-# Until the privileged helper exists, this script installs the redirect rule itself: one nft
-# table in the client namespace, deleted with the namespace.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -63,21 +62,10 @@ if [ ! -x "$SSHUTTLED" ]; then
     exit 0
 fi
 
-say "Starting the tunnel: sshuttled -r lab-server (ssh to the jump host, agent uploaded)"
-lab_exec client nft -f - <<EOF
-table inet sshuttle_demo {
-    chain output {
-        type nat hook output priority -100; policy accept;
-        ip daddr ${LAB_TARGET_NET4} meta l4proto tcp redirect to :12300
-        ip daddr ${LAB_TARGET_IP4} udp dport 53 redirect to :12299
-    }
-}
-EOF
-echo "  redirect rule (installed by this demo until the helper exists):"
-lab_exec client nft list table inet sshuttle_demo | sed 's/^/    /'
+say "Starting the tunnel: sshuttled -r lab-server --ns-hosts ${LAB_TARGET_IP4} ${LAB_TARGET_NET4}"
 log="$LAB_DIR/logs/sshuttled-demo.log"
-ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" -r lab-server -e "ssh -F $LAB_SSH_CONFIG" \
-    -l 127.0.0.1:12300 --dns --to-ns "$LAB_TARGET_IP4" >"$log" 2>&1 &
+ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" --name demo -r lab-server -e "ssh -F $LAB_SSH_CONFIG" \
+    --ns-hosts "$LAB_TARGET_IP4" --to-ns "$LAB_TARGET_IP4" "$LAB_TARGET_NET4" >"$log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do
     grep -q "Connected to server" "$log" && break
@@ -86,11 +74,24 @@ for _ in $(seq 100); do
 done
 sed 's/^/  sshuttled: /' "$log"
 grep -q "Connected to server" "$log" || { echo "  the tunnel did not come up" >&2; exit 1; }
+echo "  the rules sshuttle-helper installed in the laptop's namespace:"
+lab_exec client nft list table inet sshuttle_demo | sed 's/^/    /'
 
 say "Through the tunnel: HTTP from the laptop to the private target"
 lab_exec client curl -sS --max-time 5 "http://${LAB_TARGET_IP4}/" | sed 's/^/  /'
 
 say "Through the tunnel: DNS from the laptop, answered by the target's dnsmasq"
 lab_exec client dig +short +time=3 +tries=1 "@${LAB_TARGET_IP4}" target.lab.test | sed 's/^/  /'
+
+say "Stopping the tunnel (SIGTERM): the helper removes the rules"
+kill -TERM "$daemon_pid"
+for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+if lab_exec client nft list tables | grep -q sshuttle; then
+    echo "  unexpected: rules left behind:" >&2
+    lab_exec client nft list tables >&2
+    exit 1
+fi
+echo "  no sshuttle table is left in the laptop's namespace"
+daemon_pid=""
 
 say "Done: the laptop reached a host it has no route to, through one ssh session."
