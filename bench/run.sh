@@ -54,6 +54,11 @@ fi
 CONN_CONC=16
 RTT_SIZE=64
 ECHO_PORT=7100          # benchtool serve in the target (the lab's socat echo has backlog 5)
+# Each contender gets its own echo port (ECHO_PORT + its index in ECHO_CONTENDERS): tens of
+# thousands of short connections per contender leave TIME_WAIT entries on the server side,
+# and with one shared port the later contenders ran out of ephemeral ports toward the target
+# (failed connects that were the harness's, not the tunnel's).
+ECHO_CONTENDERS="sshL sshuttle ours oursdeb"
 LISTEN_PORT=12310       # sshuttled's listener, away from sshuttle 1.1's own (12300 down)
 FWD_IPERF=15201 FWD_ECHO=17100   # ssh -L local ports
 
@@ -77,14 +82,18 @@ log() { printf 'bench: %s\n' "$*" >&2; }
 
 lab_is_up=0
 tunnel_pid=""
-echo_pid=""
+echo_pids=()
 idle_pids=()
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   stop_pid "$tunnel_pid" || true
   for p in "${idle_pids[@]}"; do stop_pid "$p" || true; done
-  stop_pid "$echo_pid" || true
+  for p in "${echo_pids[@]}"; do stop_pid "$p" || true; done
+  # BENCH_LOGS=DIR keeps the run's logs (daemon logs, load generator errors) past the teardown.
+  if [[ -n "${BENCH_LOGS:-}" && -n "${RUN:-}" && -d "$RUN" ]]; then
+    mkdir -p "$BENCH_LOGS" && cp -r "$RUN/." "$BENCH_LOGS/" || true
+  fi
   if ((lab_is_up)); then lab_down "$LAB_DIR" >/dev/null 2>&1 || true; fi
   exit "$status"
 }
@@ -128,13 +137,25 @@ for host in client server target; do
     net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535 >/dev/null
 done
 
-ip netns exec "$LAB_NS_TARGET" "$BENCHTOOL" serve "$TGT" "$ECHO_PORT" >"$RUN/echo-server.log" 2>&1 &
-echo_pid=$!
-for _ in $(seq 50); do
-  lab_exec target ss -Hltn "sport = :$ECHO_PORT" | grep -q . && break
-  sleep 0.1
+# echo_port CONTENDER: that contender's echo port.
+echo_port() {
+  local i=0 c
+  for c in $ECHO_CONTENDERS; do
+    [[ "$c" == "$1" ]] && { echo $((ECHO_PORT + i)); return; }
+    i=$((i + 1))
+  done
+  echo "$ECHO_PORT"
+}
+for c in $ECHO_CONTENDERS; do
+  port=$(echo_port "$c")
+  ip netns exec "$LAB_NS_TARGET" "$BENCHTOOL" serve "$TGT" "$port" >"$RUN/echo-server-$c.log" 2>&1 &
+  echo_pids+=("$!")
+  for _ in $(seq 50); do
+    lab_exec target ss -Hltn "sport = :$port" | grep -q . && break
+    sleep 0.1
+  done
+  lab_exec target ss -Hltn "sport = :$port" | grep -q . || { echo "bench: echo server on $port did not start"; exit 1; }
 done
-lab_exec target ss -Hltn "sport = :$ECHO_PORT" | grep -q . || { echo "bench: echo server did not start"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 # Process accounting
@@ -352,9 +373,9 @@ bench_raw() {
 
 bench_sshL() {
   local c=sshL
-  result $c cmd "'ssh -F \$CFG -N -o ExitOnForwardFailure=yes -L 127.0.0.1:$FWD_IPERF:$TGT:$LAB_IPERF_PORT -L 127.0.0.1:$FWD_ECHO:$TGT:$ECHO_PORT lab-server'"
+  result $c cmd "'ssh -F \$CFG -N -o ExitOnForwardFailure=yes -L 127.0.0.1:$FWD_IPERF:$TGT:$LAB_IPERF_PORT -L 127.0.0.1:$FWD_ECHO:$TGT:$(echo_port sshL) lab-server'"
   ip netns exec "$LAB_NS_CLIENT" ssh -F "$CFG" -N -o ExitOnForwardFailure=yes \
-    -L "127.0.0.1:$FWD_IPERF:$TGT:$LAB_IPERF_PORT" -L "127.0.0.1:$FWD_ECHO:$TGT:$ECHO_PORT" \
+    -L "127.0.0.1:$FWD_IPERF:$TGT:$LAB_IPERF_PORT" -L "127.0.0.1:$FWD_ECHO:$TGT:$(echo_port sshL)" \
     "$LAB_SSH_HOST" >"$RUN/$c.log" 2>&1 &
   tunnel_pid=$!
   for _ in $(seq 100); do
@@ -379,7 +400,7 @@ bench_sshuttle() {
     log "sshuttle did not connect"; tail -5 "$RUN/$c.log" >&2
     result $c start fail; stop_pid "$tunnel_pid"; tunnel_pid=""; return 0
   fi
-  run_all $c "$TGT" "$LAB_IPERF_PORT" "$ECHO_PORT"
+  run_all $c "$TGT" "$LAB_IPERF_PORT" "$(echo_port sshuttle)"
   stop_pid "$tunnel_pid"; tunnel_pid=""
   # Its children (firewall, ssh) may outlive a slow stop; say so if its listener lingers.
   for _ in $(seq 100); do
@@ -409,7 +430,7 @@ bench_ours() {
     log "$c: sshuttled did not connect"; tail -5 "$RUN/$c.log" >&2
     result "$c" start fail; stop_pid "$tunnel_pid"; tunnel_pid=""; return 0
   fi
-  run_all "$c" "$TGT" "$LAB_IPERF_PORT" "$ECHO_PORT"
+  run_all "$c" "$TGT" "$LAB_IPERF_PORT" "$(echo_port "$c")"
   stop_pid "$tunnel_pid"; tunnel_pid=""
 }
 

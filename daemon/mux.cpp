@@ -53,12 +53,26 @@ Result<void> Mux::start(std::string bootstrap) {
     if (r < 0) return Error::from_errno("sd_event_add_defer", -r);
     cleanup_source_.reset(source);
     sd_event_source_set_enabled(source, SD_EVENT_OFF);
+    r = sd_event_add_defer(event_, &source, &Mux::on_flush, this);
+    if (r < 0) return Error::from_errno("sd_event_add_defer", -r);
+    flush_source_.reset(source);
+    sd_event_source_set_priority(source, kStreamPriority + 1);
+    sd_event_source_set_enabled(source, SD_EVENT_OFF);
     update_events();
     return ok();
 }
 
 int Mux::on_io(sd_event_source*, int, uint32_t revents, void* userdata) noexcept {
     static_cast<Mux*>(userdata)->handle_io(revents);
+    return 0;
+}
+
+int Mux::on_flush(sd_event_source*, void* userdata) noexcept {
+    auto* self = static_cast<Mux*>(userdata);
+    if (self->failed_) return 0;
+    // fail() may destroy the Mux: touch nothing after it.
+    if (auto r = self->write_stream(); !r) return self->fail(r.error()), 0;
+    self->update_events();
     return 0;
 }
 
@@ -220,6 +234,7 @@ Result<void> Mux::write_stream() {
         bytes_out_ += static_cast<std::uint64_t>(n);
     }
     bool drained = out_pos_ == out_.size();
+    write_blocked_ = !drained;
     if (drained) {
         out_.clear();
         out_pos_ = 0;
@@ -235,7 +250,12 @@ void Mux::update_events() {
     if (!io_source_ || failed_) return;
     std::uint32_t events = 0;
     if (input_holds_ == 0) events |= EPOLLIN;
-    if (out_pos_ < out_.size()) events |= EPOLLOUT;
+    if (out_pos_ < out_.size()) {
+        if (write_blocked_)
+            events |= EPOLLOUT;
+        else if (flush_source_)
+            sd_event_source_set_enabled(flush_source_.get(), SD_EVENT_ONESHOT);
+    }
     sd_event_source_set_io_events(io_source_.get(), events);
 }
 

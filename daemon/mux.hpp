@@ -127,6 +127,7 @@ private:
 
     static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
     static int on_cleanup(sd_event_source* s, void* userdata) noexcept;
+    static int on_flush(sd_event_source* s, void* userdata) noexcept;
 
     void handle_io(uint32_t revents);
     Result<void> read_stream();
@@ -146,6 +147,10 @@ private:
     Callbacks callbacks_;
     EventSourcePtr io_source_;
     EventSourcePtr cleanup_source_;
+    // Writes what the channels queued once per loop turn, after them (lowest priority): no
+    // EPOLLOUT round trip (two epoll_ctl and a wakeup per message) unless the stream is full.
+    EventSourcePtr flush_source_;
+    bool write_blocked_ = false;  // the last write left bytes: wait for EPOLLOUT
 
     proto::SyncScanner sync_;
     proto::FrameDecoder decoder_;

@@ -1,6 +1,7 @@
 #include "daemon/tcp_listener.hpp"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -83,6 +84,10 @@ void TcpListener::accept_some() {
             return;
         }
         ++accepted_;
+        // Small writes go out at once: a request/response protocol must not wait on Nagle
+        // for the ACK of our previous segment (the agent does the same on the remote side).
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         open_channel(UniqueFd(fd));
     }
 }
