@@ -146,6 +146,10 @@ WINDOW_BATCH = INITIAL_CREDIT // 2
 MAX_WINDOW_INCREMENT = 0x7FFFFFFF
 
 STDIN_CHUNK = 1048576
+# os.read(fd, n) allocates n bytes before reading; 1 MiB comes from mmap and is shrunk and freed
+# again, three extra syscalls per small message. Reads start at this size and grow to
+# STDIN_CHUNK only while they come back full (bulk transfers).
+STDIN_SMALL_CHUNK = 65536
 # Output pieces shorter than this are gathered into one bytearray; longer ones (TCP payloads)
 # are queued as they are and written with writev, never copied in user space.
 SMALL_PIECE = 4096
@@ -985,6 +989,7 @@ class Agent(object):
         self.too_full = False
         self.out_paused = False
         self.stdin_paused = False
+        self.stdin_chunk = STDIN_SMALL_CHUNK
         self.sock_queued = 0
         self.last_gate = None
         self.lbs = opts["latency_buffer_size"]
@@ -1098,7 +1103,7 @@ class Agent(object):
 
     def on_stdin(self, mask):
         try:
-            data = os.read(0, STDIN_CHUNK)
+            data = os.read(0, self.stdin_chunk)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
@@ -1108,6 +1113,10 @@ class Agent(object):
                 raise
         if not data:
             raise Quit(0, "EOF on stdin")
+        if len(data) == self.stdin_chunk:
+            self.stdin_chunk = STDIN_CHUNK
+        elif len(data) < STDIN_SMALL_CHUNK:
+            self.stdin_chunk = STDIN_SMALL_CHUNK
         pos = 0
         if self.inbuf:
             # The frame split across two reads is completed first: only its bytes are copied.
