@@ -194,6 +194,13 @@ Result<void> Firewall::apply(const helper::TunnelSpec& spec) {
     return ok();
 }
 
+Result<void> Firewall::set_hosts(const std::vector<std::pair<std::string, std::string>>& entries) {
+    if (!client_ || !applied_) return Error(Errc::Internal, "no helper");
+    if (auto r = client_->set_hosts(entries); !r) return r;
+    hosts_ = entries;
+    return ok();
+}
+
 Result<std::vector<TransparentSocket>> Firewall::transparent_sockets() {
     if (!client_ || !applied_) return Error(Errc::Internal, "no tproxy rules applied");
     return client_->transparent_sockets(applied_->name);
@@ -207,6 +214,13 @@ void Firewall::remove() {
     }
     const std::string name = applied_->name;
     applied_.reset();
+    if (client_ && !client_->lost() && !hosts_.empty()) {
+        if (auto r = client_->clear_hosts(); !r)
+            spdlog::error("removing our /etc/hosts lines: {}", r.error().to_string());
+        else
+            spdlog::info("/etc/hosts lines removed");
+    }
+    hosts_.clear();
     if (client_ && !client_->lost()) {
         if (auto r = client_->remove(name); !r)
             spdlog::error("removing the firewall rules of {}: {}", name, r.error().to_string());
@@ -238,6 +252,8 @@ int Firewall::on_recover(sd_event_source*, void* userdata) noexcept {
     self->client_.reset();
     Result<void> r = self->connect(self->system_);
     if (r) r = self->client_->apply(helper::spec_to_json(spec));
+    // The dead helper's hosts lines are swept by the next one; ours go back in.
+    if (r && !self->hosts_.empty()) r = self->client_->set_hosts(self->hosts_);
     if (r) {
         ++self->reapplied_;
         spdlog::warn("firewall rules re-applied through {}", self->description());

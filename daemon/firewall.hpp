@@ -75,7 +75,10 @@ class Firewall {
     [[nodiscard]] Result<void> apply(const helper::TunnelSpec& spec);
     // The IP_TRANSPARENT sockets of an applied tproxy tunnel.
     [[nodiscard]] Result<std::vector<TransparentSocket>> transparent_sockets();
-    // Removes the rules (orderly stop); errors are logged. Idempotent.
+    // -H: replaces our /etc/hosts block (name, address) with `entries`; kept for a re-apply.
+    [[nodiscard]] Result<void> set_hosts(
+        const std::vector<std::pair<std::string, std::string>>& entries);
+    // Removes the rules and our hosts lines (orderly stop); errors are logged. Idempotent.
     void remove();
 
     // Called once if the helper is lost and a fresh one cannot re-apply the rules.
@@ -97,6 +100,7 @@ class Firewall {
     std::unique_ptr<HelperClient> client_;
     bool system_ = false;
     std::optional<helper::TunnelSpec> applied_;
+    std::vector<std::pair<std::string, std::string>> hosts_;  // what set_hosts gave the helper
     EventSourcePtr recover_;
     std::function<void(const Error&)> on_fatal_;
     std::uint64_t reapplied_ = 0;

@@ -212,8 +212,10 @@ Result<void> Mux::handle_control(const proto::FrameView& f) {
             if (callbacks_.on_routes) callbacks_.on_routes(proto::as_chars(f.payload));
             return ok();
         case Command::HostList:
-            spdlog::debug("ignoring HOST_LIST ({} bytes): auto-hosts is not implemented",
-                          f.payload.size());
+            if (callbacks_.on_host_list)
+                callbacks_.on_host_list(proto::as_chars(f.payload));
+            else
+                spdlog::debug("ignoring HOST_LIST ({} bytes): -H is off", f.payload.size());
             return ok();
         case Command::Exit:
             return Error(Errc::Io, "the remote side sent EXIT");

@@ -66,6 +66,7 @@ public:
         std::function<void()> on_ready;                 // sync header seen, extensions settled
         std::function<void(const Error&)> on_failure;   // stream broken or EOF: session over
         std::function<void(std::string_view)> on_routes;  // ROUTES payload (for auto-nets)
+        std::function<void(std::string_view)> on_host_list;  // HOST_LIST payload (auto-hosts)
     };
 
     Mux(sd_event* event, UniqueFd stream, MuxOptions options, Callbacks callbacks);

@@ -30,6 +30,8 @@ Result<TunnelConfig> tunnel_config(const proto::TunnelOptions& o) {
     c.firewall.group = o.group;
     if (o.to_ns) c.to_ns = o.to_ns->ip.to_string() + "@" + std::to_string(o.to_ns->port);
     c.auto_nets = o.auto_nets;
+    c.auto_hosts = o.auto_hosts;
+    c.seed_hosts = o.seed_hosts;
     c.mux.latency_control = o.latency_control;
     c.mux.latency_buffer_size = o.latency_buffer_size;
     c.mux.max_channel = o.wrap;

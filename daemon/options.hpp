@@ -48,6 +48,8 @@ struct TunnelConfig {
     bool dns = false;                   // run the DNS listener (--dns or --ns-hosts)
     std::string to_ns;                  // "ip@port" for the agent, empty: remote resolv.conf
     bool auto_nets = false;
+    bool auto_hosts = false;              // -H: names the server reports go to /etc/hosts
+    std::vector<std::string> seed_hosts;  // --seed-hosts: names to resolve on the server
     MuxOptions mux;
     FirewallConfig firewall;
     int verbosity = 0;

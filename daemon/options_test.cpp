@@ -118,7 +118,7 @@ TEST_CASE("bad arguments are named errors with sshuttle's exit codes") {
         {{"-r", "h", "--latency-buffer-size", "x"}, "invalid int value", 2},
         {{"-r", "h", "--to-ns", "nowhere"}, "--to-ns", 2},
         {{"-r", "h", "-e", "ssh 'x"}, "--ssh-cmd", 2},
-        {{"-r", "h", "10.0.0.0/8", "-H"}, "--auto-hosts is not supported yet", 2},
+        {{"-r", "h", "10.0.0.0/8", "-t", "0x2"}, "--tmark is not supported yet", 2},
         {{"-r", "h", "10.0.0.0/8", "--method", "ipfw"}, "ipfw", 2},
         {{"-r", "h", "--python", "p", "--server-cmd", "s"}, "exclude", 2},
         {{"-r", "-oProxyCommand=x"}, "expected one argument", 2},

@@ -19,6 +19,7 @@
 
 #include "common/resolver.hpp"
 #include "daemon/agent_source.hpp"
+#include "proto/mux_messages.hpp"
 #include "proto/tunnel_options.hpp"
 
 extern char** environ;
@@ -126,26 +127,24 @@ std::string capture_output(const std::vector<std::string>& args, std::chrono::mi
     return done && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? out : "";
 }
 
-// The ROUTES payload ("2,10.0.0.0,8\n..." lines; family 2 is IPv4, 10 IPv6) as subnets.
-std::vector<SubnetPort> parse_routes(std::string_view text) {
-    std::vector<SubnetPort> out;
-    while (!text.empty()) {
-        auto eol = text.find('\n');
-        std::string_view line = text.substr(0, eol);
-        text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
-        auto c1 = line.find(',');
-        auto c2 = c1 == std::string_view::npos ? c1 : line.find(',', c1 + 1);
-        if (c2 == std::string_view::npos) continue;
-        std::string cidr = std::string(line.substr(c1 + 1, c2 - c1 - 1)) + "/" +
-                           std::string(line.substr(c2 + 1));
-        auto subnet = Subnet::parse(cidr);
-        if (!subnet) {
-            spdlog::warn("ignoring a server route I cannot read: {}", std::string(line));
+// A name /etc/hosts and the helper accept: dot-separated labels of [A-Za-z0-9-], 1..63 bytes,
+// not starting with '-', 253 in all. HOST_LIST may also carry '_' (sshuttle's rule), which the
+// helper would refuse along with the whole list.
+bool hosts_file_name(std::string_view name) {
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t label = 0;
+    for (std::size_t i = 0; i <= name.size(); ++i) {
+        if (i == name.size() || name[i] == '.') {
+            if (label == 0 || label > 63) return false;
+            label = 0;
             continue;
         }
-        out.push_back(SubnetPort{*subnet, PortRange{}});
+        const char c = name[i];
+        const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !(c == '-' && label > 0)) return false;
+        ++label;
     }
-    return out;
+    return true;
 }
 }  // namespace
 
@@ -154,6 +153,7 @@ std::string agent_options_json(const TunnelConfig& config) {
         {"latency_control", config.mux.latency_control},
         {"latency_buffer_size", config.mux.latency_buffer_size},
         {"auto_nets", config.auto_nets},
+        {"auto_hosts", config.auto_hosts},
         {"verbosity", config.verbosity},
     };
     j["to_nameserver"] = config.to_ns.empty() ? nlohmann::json(nullptr) : nlohmann::json(config.to_ns);
@@ -282,7 +282,11 @@ Result<void> Tunnel::prepare_firewall() {
 Result<void> Tunnel::apply_firewall() {
     FirewallInputs in = firewall_inputs_;
     if (config_.auto_nets) {
-        auto routes = parse_routes(routes_);
+        auto parsed = proto::Routes::parse(proto::as_bytes(routes_));
+        if (!parsed) return std::move(parsed).error().with_context("-N: the server's routes");
+        std::vector<SubnetPort> routes;
+        for (const proto::Route& r : parsed->routes)
+            routes.push_back(SubnetPort{Subnet(r.network, r.width), PortRange{}});
         spdlog::info("-N: {} route(s) from the server", routes.size());
         if (routes.empty() && in.includes.empty() && in.ns_hosts.empty() && !in.dns)
             return Error(Errc::InvalidArgument,
@@ -329,6 +333,8 @@ Result<void> Tunnel::start() {
         if (!routes.empty()) spdlog::info("server routes: {}", routes);
         routes_ = std::string(routes);
     };
+    if (config_.auto_hosts)
+        callbacks.on_host_list = [this](std::string_view list) { on_host_list(list); };
     mux_ = std::make_unique<Mux>(event_, std::move(*stream), config_.mux, std::move(callbacks));
     return mux_->start(std::move(payload));
 }
@@ -384,8 +390,50 @@ void Tunnel::on_ready() {
     }
     start_listeners(std::move(sockets));
     if (stopping_) return;
+    if (config_.auto_hosts && firewall_) {
+        // sshuttle's HOST_REQ: the seed names; the server answers with HOST_LIST now and later.
+        std::string seeds;
+        for (const std::string& h : config_.seed_hosts) seeds += (seeds.empty() ? "" : "\n") + h;
+        mux_->send(0, proto::Command::HostReq, proto::as_bytes(seeds));
+    }
     sd_notifyf(0, "READY=1\nSTATUS=Connected to %s%s", config_.remote.to_string().c_str(),
                firewall_ ? "; firewall rules in place" : "");
+}
+
+void Tunnel::on_host_list(std::string_view text) {
+    if (!firewall_ || stopping_) return;
+    auto parsed = proto::HostList::parse(proto::as_bytes(text));
+    if (!parsed) {
+        // A bad list from the server changes nothing here; the tunnel carries on.
+        spdlog::warn("-H: ignoring a HOST_LIST: {}", parsed.error().to_string());
+        return;
+    }
+    bool changed = false;
+    for (const proto::HostEntry& h : parsed->hosts) {
+        if (!hosts_file_name(h.name)) {
+            spdlog::debug("-H: skipping '{}' (not a name /etc/hosts takes)", h.name);
+            continue;
+        }
+        auto [it, inserted] = hosts_.try_emplace(h.name, h.ip.to_string());
+        if (!inserted && it->second != h.ip.to_string()) {
+            it->second = h.ip.to_string();
+            inserted = true;
+        }
+        if (inserted && hosts_.size() > kMaxHosts) {
+            hosts_.erase(it);
+            spdlog::warn("-H: more than {} names; '{}' and later ones are not added", kMaxHosts,
+                         h.name);
+            break;
+        }
+        changed |= inserted;
+    }
+    if (!changed) return;
+    std::vector<std::pair<std::string, std::string>> entries(hosts_.begin(), hosts_.end());
+    if (auto r = firewall_->set_hosts(entries); !r) {
+        spdlog::warn("-H: /etc/hosts not updated: {}", r.error().to_string());
+        return;
+    }
+    spdlog::info("-H: {} name(s) in /etc/hosts", entries.size());
 }
 
 void Tunnel::on_mux_failure(const Error& error) {

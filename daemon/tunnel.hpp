@@ -7,6 +7,7 @@
 //   rules are removed first).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -51,6 +52,7 @@ private:
     void start_listeners(std::vector<std::pair<IpAddress, UniqueFd>> sockets);
     void on_ready();
     void on_mux_failure(const Error& error);
+    void on_host_list(std::string_view text);
     void on_ssh_exit(int status, bool signaled);
     static int on_grace_timeout(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
     static int on_retire(sd_event_source* s, void* userdata) noexcept;
@@ -62,6 +64,10 @@ private:
     FirewallInputs firewall_inputs_;      // ports and all; -N's routes are added when they come
     helper::Method method_ = helper::Method::Nft;
     std::string routes_;                  // the server's ROUTES payload (for -N)
+    // -H: every name the server reported, with its latest address (what /etc/hosts shows).
+    // Capped at the helper's limit per caller.
+    static constexpr std::size_t kMaxHosts = 1024;
+    std::map<std::string, std::string> hosts_;
     std::unique_ptr<SshSession> ssh_;
     std::unique_ptr<Mux> mux_;
     std::vector<std::unique_ptr<TcpListener>> listeners_;

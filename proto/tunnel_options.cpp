@@ -566,6 +566,12 @@ Result<void> check_usage(const TunnelOptions& o) {
     if (o.no_firewall && (!o.subnets.empty() || !o.excludes.empty() || o.auto_nets))
         return Error(Errc::InvalidArgument,
                      "--no-firewall installs no rules: it takes no subnets, -x/-X or -N");
+    if (o.no_firewall && o.auto_hosts)
+        return Error(Errc::InvalidArgument,
+                     "-H/--auto-hosts writes /etc/hosts through sshuttle-helper, which "
+                     "--no-firewall does without");
+    if (!o.seed_hosts.empty() && !o.auto_hosts)
+        return Error(Errc::InvalidArgument, "--seed-hosts is for -H/--auto-hosts; add -H");
     if (!o.server_cmd.empty() && !o.python.empty())
         return Error(Errc::InvalidArgument, "--python and --server-cmd exclude each other");
     return ok();
@@ -583,8 +589,6 @@ Result<void> check_supported(const TunnelOptions& o) {
         return Error(Errc::InvalidArgument,
                      what + " is not supported yet" + (why.empty() ? "" : ": " + why));
     };
-    if (o.auto_hosts) return no("-H/--auto-hosts");
-    if (!o.seed_hosts.empty()) return no("--seed-hosts");
     if (o.method == Method::Ipfw)
         return no("--method ipfw", "it is FreeBSD's; use --method pf there, nft on Linux");
     if (o.method == Method::Tproxy && (o.dns || !o.ns_hosts.empty()))
@@ -688,7 +692,8 @@ const char* tunnel_options_help() {
            "  -h, --help             show this help message and exit\n"
            "  -l, --listen [IP:]PORT[,...]  transproxy to this ip address and port number\n"
            "  -H, --auto-hosts       continuously scan for remote hostnames and update\n"
-           "                         local /etc/hosts as they are found (not supported yet)\n"
+           "                         local /etc/hosts as they are found (our agent reports\n"
+           "                         the server's /etc/hosts and the seed hosts)\n"
            "  -N, --auto-nets        automatically determine subnets to route\n"
            "  --dns                  capture local DNS requests and forward to the remote\n"
            "                         DNS server\n"
@@ -705,8 +710,7 @@ const char* tunnel_options_help() {
            "  -v, --verbose          increase debug message verbosity (can be repeated)\n"
            "  -V, --version          print the sshuttle version number and exit\n"
            "  -e, --ssh-cmd CMD      the command to use to connect to the remote [ssh]\n"
-           "  --seed-hosts HOSTNAME[,HOSTNAME]  initial hostnames for --auto-hosts (not\n"
-           "                         supported yet)\n"
+           "  --seed-hosts HOSTNAME[,HOSTNAME]  initial hostnames for --auto-hosts\n"
            "  --no-latency-control   sacrifice latency to improve bandwidth benchmarks\n"
            "  --latency-buffer-size SIZE  size of latency control buffer [32768]\n"
            "  --wrap NUM             restart counting channel numbers after this number\n"

@@ -263,6 +263,23 @@ TEST_CASE("check_usage: a subnet, -s or -N is required unless --no-firewall") {
     CHECK_FALSE(check_usage(*py));
 }
 
+TEST_CASE("check_usage: -H needs the helper, --seed-hosts needs -H") {
+    auto h = parse({"-r", "h", "--no-firewall", "-H"});
+    REQUIRE(h);
+    auto r = check_usage(*h);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message.find("--no-firewall") != std::string::npos);
+    auto seeds = parse({"-r", "h", "10.0.0.0/8", "--seed-hosts", "a"});
+    REQUIRE(seeds);
+    auto s = check_usage(*seeds);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().message.find("add -H") != std::string::npos);
+    auto fine = parse({"-r", "h", "10.0.0.0/8", "-H", "--seed-hosts", "a,b"});
+    REQUIRE(fine);
+    CHECK(check_usage(*fine));
+    CHECK(check_supported(*fine));
+}
+
 TEST_CASE("check_fatal: -r missing, empty or '-'") {
     for (const char* remote : {"", "-"}) {
         auto o = parse({std::string("--remote=") + remote, "-N"});
@@ -292,8 +309,6 @@ TEST_CASE("check_supported names the option that has no feature behind it yet") 
         const char* needle;
     };
     const Case cases[] = {
-        {{"--no-firewall", "-H"}, "--auto-hosts"},
-        {{"--no-firewall", "--seed-hosts", "a"}, "--seed-hosts"},
         {{"10.0.0.0/8", "--method", "ipfw"}, "--method ipfw"},
         {{"10.0.0.0/8", "--method", "tproxy", "--dns"}, "CAP_NET_BIND_SERVICE"},
         {{"10.0.0.0/8", "--method", "tproxy", "--ns-hosts", "10.0.0.1"}, "with --method tproxy"},

@@ -49,8 +49,10 @@
 #   latency_buffer_size  int    32768   bytes queued since the last PONG before an rttest PING
 #   auto_nets            bool   false   report the remote IPv4 routes in ROUTES (`ip -4 route`,
 #                                       else `netstat -rn`)
-#   auto_hosts           bool   false   accepted; hostwatch is NOT implemented (only the seed
-#                                       names of HOST_REQ are resolved)
+#   auto_hosts           bool   false   with HOST_REQ: also report the IPv4 names of the
+#                                       server's /etc/hosts, re-read every HOSTS_RESCAN seconds
+#                                       (sshuttle's hostwatch also scans ARP, netstat and SMB;
+#                                       ours does not)
 #   to_nameserver        str    null    "ip@port" ("[v6]@port" ok, port 0 or none means 53);
 #                                       else a random nameserver of /etc/resolv.conf, else
 #                                       127.0.0.1
@@ -146,6 +148,8 @@ WINDOW_BATCH = INITIAL_CREDIT // 2
 MAX_WINDOW_INCREMENT = 0x7FFFFFFF
 
 STDIN_CHUNK = 1048576
+HOSTS_PATH = "/etc/hosts"
+HOSTS_RESCAN = 10.0  # seconds between looks at /etc/hosts (hostwatch)
 # os.read(fd, n) allocates n bytes before reading; 1 MiB comes from mmap and is shrunk and freed
 # again, three extra syscalls per small message. Reads start at this size and grow to
 # STDIN_CHUNK only while they come back full (bulk transfers).
@@ -999,6 +1003,8 @@ class Agent(object):
         self.host_results = []
         self.host_reported = {}
         self.wake_r = self.wake_w = None
+        self.hosts_watching = False
+        self.hosts_key = None
         if opts["to_nameserver"]:
             host, port = parse_to_nameserver(opts["to_nameserver"])
             try:
@@ -1312,11 +1318,12 @@ class Agent(object):
         self.resolv_cache = (key, servers)
         return servers
 
-    # Seed hosts (HOST_REQ). A full hostwatch is not implemented.
+    # Seed hosts (HOST_REQ), and with auto_hosts the server's /etc/hosts.
 
     def on_host_req(self, payload):
-        if self.opts["auto_hosts"]:
-            log(1, "hostwatch is not implemented by this agent; only seed hosts are resolved")
+        if self.opts["auto_hosts"] and not self.hosts_watching:
+            self.hosts_watching = True
+            self.hostwatch_tick()
         text = payload.decode("ascii", "replace")
         names = []
         for name in text.replace(",", "\n").split("\n"):
@@ -1330,15 +1337,42 @@ class Agent(object):
                 names.append(name)
         if not names:
             return
+        self.ensure_wake_pipe()
+        t = threading.Thread(target=resolve_seeds,
+                             args=(names, self.host_results, self.host_lock, self.wake_w))
+        t.daemon = True
+        t.start()
+
+    def hostwatch_tick(self):
+        try:
+            st = os.stat(HOSTS_PATH)
+            key = (st.st_mtime, st.st_size, st.st_ino)
+        except OSError:
+            key = None
+        if key is not None and key != self.hosts_key:
+            self.hosts_key = key
+            try:
+                with open(HOSTS_PATH, "r", errors="replace") as f:
+                    pairs = parse_etc_hosts(f.read())
+            except OSError as e:
+                log(1, "hostwatch: %s: %s" % (HOSTS_PATH, e))
+                pairs = []
+            if pairs:
+                self.ensure_wake_pipe()
+                with self.host_lock:
+                    self.host_results.extend(pairs)
+                try:
+                    os.write(self.wake_w, b"x")
+                except OSError:
+                    pass
+        self.call_at(now() + HOSTS_RESCAN, self.hostwatch_tick)
+
+    def ensure_wake_pipe(self):
         if self.wake_r is None:
             self.wake_r, self.wake_w = os.pipe()
             os.set_blocking(self.wake_r, False)
             os.set_blocking(self.wake_w, False)
             self.interest(self.wake_r, READ, self.on_wake)
-        t = threading.Thread(target=resolve_seeds,
-                             args=(names, self.host_results, self.host_lock, self.wake_w))
-        t.daemon = True
-        t.start()
 
     def on_wake(self, mask):
         try:
@@ -1436,6 +1470,20 @@ def grow_pipes():
                 break
             except OSError:
                 continue
+
+
+def parse_etc_hosts(text):
+    """(name, ipv4) pairs of an /etc/hosts text: IPv4 lines only (HOST_LIST carries IPv4),
+    every valid name of the line, comments dropped."""
+    pairs = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) < 2 or not check_ip(words[0], socket.AF_INET):
+            continue
+        for name in words[1:]:
+            if HOSTNAME_RE.match(name) and len(name) <= 253:
+                pairs.append((name, words[0]))
+    return pairs
 
 
 def resolve_seeds(names, results, lock, wake_fd):

@@ -1306,6 +1306,14 @@ class ParserTest(unittest.TestCase):
                 "10.9.8.7        0.0.0.0         255.255.0.0     U         0 0          0 tun0\n")
         self.assertEqual(self.m.parse_netstat_rn(text), [("192.0.2.0", 24), ("10.9.0.0", 16)])
 
+    def test_etc_hosts(self):
+        text = ("# a comment\n127.0.0.1 localhost\n10.1.2.3  db.corp db  # the database\n"
+                "fd00::5 v6only\n10.1.2.4 bad!name ok-name\n\n  10.1.2.5\tweb.corp\n"
+                "not-an-ip name\n")
+        self.assertEqual(self.m.parse_etc_hosts(text),
+                         [("localhost", "127.0.0.1"), ("db.corp", "10.1.2.3"), ("db", "10.1.2.3"),
+                          ("ok-name", "10.1.2.4"), ("web.corp", "10.1.2.5")])
+
     def test_resolv_conf_and_to_nameserver(self):
         self.assertEqual(self.m.parse_resolv_conf(
             "# c\nsearch x\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nnameserver\n"),

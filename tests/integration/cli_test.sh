@@ -140,8 +140,8 @@ BIG_URL="http://$LAB_TARGET_IP4$url_path"
 rc=0; out=$("$SSHUTTLE" -r "$LAB_SSH_HOST" 2>&1) || rc=$?
 [[ $rc == 2 && "$out" == *"at least one subnet"* ]] && pass "usage-error-exit-2" ||
   fail "usage-error-exit-2" "exit $rc: $out"
-rc=0; out=$("$SSHUTTLE" -r "$LAB_SSH_HOST" --no-firewall --auto-h 2>&1) || rc=$?
-[[ $rc == 2 && "$out" == *"--auto-hosts is not supported yet"* ]] && pass "unsupported-exit-2" ||
+rc=0; out=$("$SSHUTTLE" -r "$LAB_SSH_HOST" --no-firewall --sysl 2>&1) || rc=$?
+[[ $rc == 2 && "$out" == *"--syslog is not supported yet"* ]] && pass "unsupported-exit-2" ||
   fail "unsupported-exit-2" "exit $rc: $out"
 mkdir -p "$WORK/config/sshuttle"
 printf -- '--remote=%s\n--no-firewall\n--wrap=lots\n' "$LAB_SSH_HOST" >"$WORK/config/sshuttle/bad.conf"

@@ -14,11 +14,13 @@
 # bytes (tests/integration/echo_load.py), DNS through the tunnel answered by the lab's
 # resolver (--ns-hosts), and SIGTERM stops sshuttled within 5 s with status 0 and no rule left.
 # Run A also SIGKILLs the helper: sshuttled must start a new one, re-apply, and keep working.
-# Start failures (no python, ssh failing, a remote command that is not sshuttle) end with status
-# 99, one line saying why, and no rule. Then, per other firewall method (nat, tproxy), a short run: rules, HTTP, DNS (nat only; tproxy
-# refuses DNS, see check_supported), SIGKILL of the
-# helper (re-applied by a new one, no duplicate), and SIGKILL of sshuttled itself, after which
-# the helper must have removed every rule within 2 s.
+# Start failures (no python, ssh failing, a remote command that is not sshuttle) end with
+# status 99, one line saying why, and no rule. -H with --seed-hosts: the seed's address appears
+# in /etc/hosts (a scratch file mounted over it for sshuttled alone) and is gone after the stop.
+# Then, per other firewall method (nat, tproxy), a short run: rules, HTTP, DNS (nat only; tproxy
+# refuses DNS, see check_supported), SIGKILL of the helper (re-applied by a new one, no
+# duplicate), and SIGKILL of sshuttled itself, after which the helper must have removed every
+# rule within 2 s.
 #
 # The stock server cannot hold 2,000 connections at once: its loop is select.select(), which
 # CPython refuses for a descriptor >= 1024 (FD_SETSIZE): "ValueError: filedescriptor out of
@@ -474,6 +476,58 @@ run_error "error/no-python" "check --python" -e "ssh -F $LAB_SSH_CONFIG" --pytho
 run_error "error/ssh-failed" "ssh failed (exit 255)" -e "ssh -F $LAB_SSH_CONFIG -p 1"
 run_error "error/not-sshuttle" 'not-sshuttle\n' -e "ssh -F $LAB_SSH_CONFIG" \
   --server-cmd "echo not-sshuttle"
+
+# -H: the names the server reports reach /etc/hosts through the helper, and leave with the
+# tunnel. sshuttled (and its helper child) see a scratch file bind-mounted over /etc/hosts in a
+# private mount namespace; the machine's own /etc/hosts must not change at all.
+run_auto_hosts() {
+  local label=auto-hosts hosts="$LAB_DIR/hosts" before after started=0
+  echo "== run $label"
+  printf '127.0.0.1 localhost\n' >"$hosts"
+  before=$(sha256sum /etc/hosts)
+  daemon_log="$LAB_DIR/logs/sshuttled-$label.log"
+  ip netns exec "$LAB_NS_CLIENT" unshare -m --propagation private \
+    sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' sh "$hosts" \
+    "$SSHUTTLED" -v --name "$TUNNEL_NAME" -r "$LAB_SSH_HOST" -e "ssh -F $LAB_SSH_CONFIG" \
+    -l "127.0.0.1:$LISTEN_PORT" -H --seed-hosts "$LAB_DNS_NAME" "$LAB_TARGET_NET4" \
+    >"$daemon_log" 2>&1 &
+  daemon_pid=$!  # ip netns exec, unshare and sh all exec: this is sshuttled's PID
+  for _ in $(seq 150); do
+    grep -q "Connected to server" "$daemon_log" && { started=1; break; }
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ((!started)); then
+    fail "$label/start" "no 'Connected to server' within 15 s"
+    stop_daemon_hard
+    return 0
+  fi
+  for _ in $(seq 100); do  # 10 s: the agent resolves the seed through the lab's resolver
+    grep -Eq "^$LAB_TARGET_IP4 $LAB_DNS_NAME\$" "$hosts" && break
+    sleep 0.1
+  done
+  if grep -Eq "^$LAB_TARGET_IP4 $LAB_DNS_NAME\$" "$hosts" && grep -q '^# sshuttle-helper begin' "$hosts"; then
+    pass "$label/seed-in-hosts ($(grep -c . "$hosts") lines)"
+  else
+    fail "$label/seed-in-hosts" "hosts file: $(tr '\n' '|' <"$hosts" | head -c 300)"
+  fi
+  check_http "$label/http"
+  kill -TERM "$daemon_pid"
+  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+  stop_daemon_hard
+  if [[ "$(cat "$hosts")" == "127.0.0.1 localhost" ]]; then
+    pass "$label/hosts-restored-after-stop"
+  else
+    fail "$label/hosts-restored-after-stop" "hosts file: $(tr '\n' '|' <"$hosts" | head -c 300)"
+  fi
+  after=$(sha256sum /etc/hosts)
+  [[ "$before" == "$after" ]] && pass "$label/machine-hosts-untouched" ||
+    fail "$label/machine-hosts-untouched" "/etc/hosts changed"
+  check_no_rules "$label/no-rules-after-stop"
+}
+failed_before=$FAILS
+run_auto_hosts
+((FAILS == failed_before)) || show_log
 
 # tproxy runs without DNS: sshuttled refuses --ns-hosts with tproxy (see check_supported).
 for spec in "nat:1:-A sshuttle_tt .*REDIRECT" "tproxy:0:0x5348"; do
