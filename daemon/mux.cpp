@@ -85,6 +85,7 @@ int Mux::on_cleanup(sd_event_source*, void* userdata) noexcept {
         // fail() may destroy the Mux (the owner's on_failure tears the session down): touch
         // nothing after it.
         if (auto r = self->process_frames(); !r) return self->fail(r.error()), 0;
+        self->finish_batch();
     }
     if (!self->failed_) self->update_events();
     return 0;
@@ -136,10 +137,31 @@ Result<void> Mux::read_stream() {
         } else {
             decoder_.commit(got);
         }
-        if (auto r = process_frames(); !r) return r;
+        auto processed = process_frames();
+        if (!processed) return processed;
+        finish_batch();
         if (got < area.size()) break;  // drained the socket
     }
     return ok();
+}
+
+void Mux::defer_to_batch_end(std::uint16_t channel) {
+    ChannelState& st = channels_[channel];
+    if (st.in_batch) return;
+    st.in_batch = true;
+    batch_.push_back(channel);
+}
+
+void Mux::finish_batch() {
+    std::vector<std::uint16_t> batch;
+    batch.swap(batch_);
+    for (std::uint16_t id : batch) {
+        ChannelState& st = channels_[id];
+        if (!st.in_batch) continue;  // released (and maybe reused) meanwhile
+        st.in_batch = false;
+        if (failed_) return;
+        if (st.channel) st.channel->on_batch_end();
+    }
 }
 
 void Mux::after_handshake() {

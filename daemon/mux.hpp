@@ -40,6 +40,8 @@ public:
     virtual void on_frame(proto::Command command, proto::ByteView payload) = 0;
     // The mux can take TCP_DATA from this channel again (after wait_for_send()).
     virtual void on_can_send() {}
+    // The frames of one read from the stream have all been delivered (after defer_to_batch_end).
+    virtual void on_batch_end() {}
 };
 
 struct MuxOptions {
@@ -107,6 +109,10 @@ public:
                                                      std::size_t max_bytes);
     // Credit bookkeeping for received data written out to the local socket.
     void consumed(std::uint16_t channel, std::size_t bytes);
+    // Calls the channel's on_batch_end() once the frames of the current read are delivered, so
+    // it can write what several small frames brought in one system call (a stock server sends
+    // TCP_DATA in pieces of a few KB).
+    void defer_to_batch_end(std::uint16_t channel);
     // Received TCP_DATA is checked against the window we granted; false is a protocol error.
     bool accept_incoming(std::uint16_t channel, std::size_t bytes);
 
@@ -124,6 +130,7 @@ private:
         std::uint32_t recv_window = 0;      // bytes the peer may still send us
         std::uint32_t unacked = 0;          // bytes written locally since our last WINDOW
         bool waiting = false;               // in waiters_
+        bool in_batch = false;              // in batch_
     };
 
     static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
@@ -134,6 +141,7 @@ private:
     Result<void> read_stream();
     Result<void> write_stream();
     Result<void> process_frames();
+    void finish_batch();
     Result<void> handle_control(const proto::FrameView& frame);
     void after_handshake();
     void schedule_deferred();
@@ -158,6 +166,7 @@ private:
     std::vector<std::uint8_t> out_;  // queued bytes; out_pos_ marks what is already written
     std::size_t out_pos_ = 0;
     std::vector<ChannelState> channels_;  // indexed by channel id, 65536 slots
+    std::vector<std::uint16_t> batch_;  // channels waiting for on_batch_end()
     std::vector<std::unique_ptr<Channel>> graveyard_;
     std::vector<std::uint16_t> waiters_;
     std::size_t live_channels_ = 0;

@@ -118,7 +118,7 @@ void TcpChannel::on_data(proto::ByteView payload) {
         return;
     }
     std::size_t written = 0;
-    if (pending_pos_ == pending_.size()) {
+    if (pending_pos_ == pending_.size() && !batched_ && payload.size() >= kDirectWrite) {
         ssize_t n = ::send(fd_.get(), payload.data(), payload.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             spdlog::debug("channel {}: local write failed: {}", id_, std::strerror(errno));
@@ -130,8 +130,15 @@ void TcpChannel::on_data(proto::ByteView payload) {
         mux_.consumed(id_, written);
     }
     if (written < payload.size()) {
+        const bool was_empty = pending_pos_ == pending_.size();
         pending_.insert(pending_.end(), payload.begin() + static_cast<std::ptrdiff_t>(written),
                         payload.end());
+        // Gathered small pieces are written at the end of this read; a socket that was
+        // already full waits for EPOLLOUT as before.
+        if (was_empty && !batched_) {
+            batched_ = true;
+            mux_.defer_to_batch_end(id_);
+        }
         if (!mux_.credit_enabled() && !holding_input_ && pending_.size() - pending_pos_ > kMaxPending) {
             holding_input_ = true;
             mux_.hold_input();
@@ -166,6 +173,13 @@ void TcpChannel::write_local() {
         holding_input_ = false;
         mux_.release_input();
     }
+}
+
+void TcpChannel::on_batch_end() {
+    batched_ = false;
+    if (closed_ || write_done_) return;
+    write_local();
+    if (!closed_) update_events();
 }
 
 void TcpChannel::on_connect_error(proto::ByteView payload) {
@@ -212,7 +226,8 @@ void TcpChannel::update_events() {
     if (!source_) return;
     std::uint32_t events = 0;
     if (!read_done_ && want_read_) events |= EPOLLIN;
-    if (pending_pos_ < pending_.size()) events |= EPOLLOUT;
+    // While batched, on_batch_end() writes first; EPOLLOUT only for what it could not.
+    if (pending_pos_ < pending_.size() && !batched_) events |= EPOLLOUT;
     if (events == 0) {
         sd_event_source_set_enabled(source_.get(), SD_EVENT_OFF);
         return;

@@ -30,6 +30,12 @@ public:
 
     void on_frame(proto::Command command, proto::ByteView payload) override;
     void on_can_send() override;
+    void on_batch_end() override;
+
+    // TCP_DATA of at least this size goes to the socket at once when nothing is queued; smaller
+    // pieces are gathered until the end of the stream read that brought them (one send() for
+    // a stock server's run of 2 KB frames instead of one each).
+    static constexpr std::size_t kDirectWrite = 16 * 1024;
 
 private:
     static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
@@ -58,6 +64,7 @@ private:
     bool holding_input_ = false;
     bool reset_ = false;        // close with RST (remote connect failed)
     bool closed_ = false;
+    bool batched_ = false;      // waiting for on_batch_end() to write pending_
 };
 
 }  // namespace sshuttle::daemon
