@@ -10,6 +10,7 @@
 #include <climits>
 #include <csignal>
 
+#include "common/process.hpp"
 #include "common/unique_fd.hpp"
 
 extern char** environ;
@@ -24,10 +25,6 @@ volatile sig_atomic_t g_interrupted = 0;
 void forward(int sig) {
     if (sig == SIGINT) g_interrupted = 1;
     if (g_child > 0) ::kill(static_cast<pid_t>(g_child), sig);
-}
-
-bool executable(const std::string& path) {
-    return ::access(path.c_str(), X_OK) == 0;
 }
 
 std::vector<char*> c_argv(const std::vector<std::string>& argv) {
@@ -48,21 +45,15 @@ void reset_signals() {
 }  // namespace
 
 Result<std::string> find_sshuttled() {
-    char buf[PATH_MAX];
-    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    const std::string exe = self_exe_path();
     std::vector<std::string> candidates;
-    if (n > 0) {
-        std::string exe(buf, static_cast<std::size_t>(n));
+    if (!exe.empty()) {
         std::string dir = exe.substr(0, exe.rfind('/'));
         candidates.push_back(dir + "/sshuttled");
         candidates.push_back(dir + "/../daemon/sshuttled");
     }
     candidates.push_back(std::string(SSHUTTLE_SBINDIR) + "/sshuttled");
-    for (const std::string& c : candidates)
-        if (executable(c)) return c;
-    std::string tried;
-    for (const std::string& c : candidates) tried += (tried.empty() ? "" : ", ") + c;
-    return Error(Errc::NotFound, "sshuttled not found (tried " + tried + ")");
+    return first_executable(candidates, "sshuttled");
 }
 
 int run_foreground(const std::vector<std::string>& argv) {

@@ -1,6 +1,5 @@
 #include "daemon/firewall.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -10,20 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/process.hpp"
+
 namespace sshuttle::daemon {
 
 namespace {
-
-bool is_executable_file(const std::string& path) {
-    struct stat st{};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
-
-std::uint32_t fnv1a(std::string_view text) {
-    std::uint32_t h = 2166136261u;
-    for (unsigned char c : text) h = (h ^ c) * 16777619u;
-    return h;
-}
 
 const HelperCapability* find_row(const std::vector<HelperCapability>& rows, std::string_view name) {
     for (const auto& row : rows)
@@ -52,11 +42,7 @@ Result<std::string> find_helper_binary(const std::string& explicit_path,
             candidates.push_back(exe_path.substr(0, slash) + "/../helper/sshuttle-helper");
         candidates.push_back(installed_path);
     }
-    for (const auto& c : candidates)
-        if (is_executable_file(c)) return c;
-    std::string tried;
-    for (const auto& c : candidates) tried += (tried.empty() ? "" : ", ") + c;
-    return Error(Errc::NotFound, "sshuttle-helper not found (tried " + tried + ")");
+    return first_executable(candidates, "sshuttle-helper");
 }
 
 std::string helper_tunnel_name(std::string_view tunnel_name) {
@@ -74,15 +60,9 @@ std::string helper_tunnel_name(std::string_view tunnel_name) {
     if (out.empty()) return "tunnel";
     if (!changed && out.size() <= kMax) return out;
     char hash[10];
-    std::snprintf(hash, sizeof hash, "-%08x", fnv1a(tunnel_name));
+    std::snprintf(hash, sizeof hash, "-%08x", helper::name_hash(tunnel_name));
     out.resize(std::min(out.size(), kMax - 9));
     return out + hash;
-}
-
-std::string own_network_namespace() {
-    struct stat st{};
-    if (::stat("/proc/self/ns/net", &st) != 0) return "";
-    return "net:[" + std::to_string(st.st_ino) + "]";
 }
 
 Result<std::unique_ptr<Firewall>> Firewall::open(sd_event* event, HelperChoice choice) {
@@ -105,13 +85,14 @@ Result<void> Firewall::connect(bool allow_system) {
             why_not = caps.error().to_string();
         } else {
             const HelperCapability* ns = find_row(*caps, "network-namespace");
-            const std::string mine = own_network_namespace();
+            const std::string mine = network_namespace_id();
             if (ns == nullptr || !ns->available || ns->reason != mine)
                 why_not = "it runs in another network namespace (" +
                           (ns ? ns->reason : std::string("unknown")) + ", ours is " + mine +
                           "), where its rules would not see our traffic";
         }
         if (why_not.empty()) {
+            capabilities_ = std::move(*caps);
             adopt(std::move(*client), true);
             return ok();
         }
@@ -123,11 +104,7 @@ Result<void> Firewall::connect(bool allow_system) {
 }
 
 Result<void> Firewall::connect_private() {
-    auto path = find_helper_binary(choice_.private_path, [] {
-        char buf[4096];
-        ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-        return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-    }(), SSHUTTLE_HELPER_PATH);
+    auto path = find_helper_binary(choice_.private_path, self_exe_path(), SSHUTTLE_HELPER_PATH);
     if (!path) return std::move(path).error();
     HelperSpawnOptions options = HelperClient::default_spawn_options(*path);
     for (int i = 0; i < choice_.verbosity && i < 3; ++i) options.extra_args.push_back("-v");
@@ -137,10 +114,12 @@ Result<void> Firewall::connect_private() {
     if (!client) return std::move(client).error().with_context("start " + *path);
     // The first call waits for sudo's password prompt to be answered: a helper that answers is
     // a helper that runs as root.
-    if (auto caps = (*client)->capabilities(); !caps)
+    auto caps = (*client)->capabilities();
+    if (!caps)
         return Error(caps.error().code,
                      std::string(options.use_sudo ? "sshuttle-helper through sudo" : "sshuttle-helper") +
                          " did not start: " + caps.error().to_string());
+    capabilities_ = std::move(*caps);
     adopt(std::move(*client), false);
     return ok();
 }
@@ -160,16 +139,15 @@ std::string Firewall::description() const {
 }
 
 Result<void> Firewall::check_method(helper::Method method) {
+    // The rows connect() read: this helper's, asked once.
     if (!client_) return Error(Errc::Internal, "no helper");
-    auto caps = client_->capabilities();
-    if (!caps) return std::move(caps).error();
     const std::string name(helper::method_name(method));
-    const HelperCapability* row = find_row(*caps, name);
+    const HelperCapability* row = find_row(capabilities_, name);
     if (row == nullptr) return Error(Errc::NotFound, "the helper does not know method " + name);
     if (!row->available)
         return Error(Errc::NotFound, "method " + name + " is not available: " + row->reason);
     if (method == helper::Method::Tproxy) {
-        const HelperCapability* sockets = find_row(*caps, "transparent-sockets");
+        const HelperCapability* sockets = find_row(capabilities_, "transparent-sockets");
         if (sockets == nullptr || !sockets->available)
             return Error(Errc::NotFound, "method tproxy: the helper cannot hand out transparent "
                                          "sockets" +

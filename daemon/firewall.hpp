@@ -55,8 +55,6 @@ struct HelperChoice {
 // changed or was cut, a hash of the original at the end so two names never collide.
 std::string helper_tunnel_name(std::string_view tunnel_name);
 
-// Our network namespace as the helper reports its own ("net:[INODE]"), "" when unknown.
-std::string own_network_namespace();
 
 class Firewall {
   public:
@@ -98,6 +96,7 @@ class Firewall {
     sd_event* event_;
     HelperChoice choice_;
     std::unique_ptr<HelperClient> client_;
+    std::vector<HelperCapability> capabilities_;  // what client_ answered when connected
     bool system_ = false;
     std::optional<helper::TunnelSpec> applied_;
     std::vector<std::pair<std::string, std::string>> hosts_;  // what set_hosts gave the helper

@@ -71,11 +71,3 @@ TEST_CASE("the private helper is found next to a build tree's daemon, else where
     rmdir((root + "/daemon").c_str());
     rmdir(root.c_str());
 }
-
-TEST_CASE("our network namespace reads like the helper's Capabilities row") {
-    const std::string ns = own_network_namespace();
-    REQUIRE_FALSE(ns.empty());
-    char link[64] = {};
-    REQUIRE(readlink("/proc/self/ns/net", link, sizeof link - 1) > 0);
-    CHECK(ns == link);
-}

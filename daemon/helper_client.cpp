@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -12,10 +11,10 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/process.hpp"
 #include "helper/methods.hpp"
 #include "helper/spec_codec.hpp"
 
-extern char** environ;
 
 namespace sshuttle::daemon {
 
@@ -89,27 +88,13 @@ Result<std::unique_ptr<HelperClient>> HelperClient::spawn(sd_event* event,
     args.push_back(options.helper_path);
     args.push_back("--stdio");
     for (const auto& a : options.extra_args) args.push_back(a);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pair->second.get(), STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, pair->second.get(), STDOUT_FILENO);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    int err = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (err != 0) return Error::from_errno("start " + args[0], err);
+    SpawnOptions spawn_options;
+    spawn_options.search_path = true;
+    auto spawned = spawn_process(
+        args[0], args,
+        {{STDIN_FILENO, pair->second.get()}, {STDOUT_FILENO, pair->second.get()}}, spawn_options);
+    if (!spawned) return std::move(spawned).error();
+    const pid_t pid = *spawned;
     pair->second.reset();
 
     std::unique_ptr<HelperClient> c(new HelperClient());

@@ -1,14 +1,8 @@
 #include "daemon/tunnel.hpp"
 
-#include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include <charconv>
@@ -17,12 +11,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/process.hpp"
 #include "common/resolver.hpp"
 #include "daemon/agent_source.hpp"
 #include "proto/mux_messages.hpp"
 #include "proto/tunnel_options.hpp"
-
-extern char** environ;
 
 namespace sshuttle::daemon {
 
@@ -78,74 +71,18 @@ Result<std::uint32_t> lookup_gid(const std::string& group) {
     return Error(Errc::NotFound, "--group: no group named '" + group + "'");
 }
 
-// Runs argv with stdin and stderr on /dev/null and returns its stdout (at most 64 KiB), or ""
-// when it cannot run, fails, or takes longer than `timeout`. For `ssh -G` only.
-std::string capture_output(const std::vector<std::string>& args, std::chrono::milliseconds timeout) {
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) return "";
-    UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    int err = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    write_end.reset();
-    if (err != 0) return "";
-    std::string out;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    bool done = false;
-    while (!done && out.size() < 65536) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        pollfd p{read_end.get(), POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-        char buf[4096];
-        ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-        if (n <= 0) done = n == 0;
-        else out.append(buf, static_cast<std::size_t>(n));
-    }
-    if (!done) ::kill(pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return done && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? out : "";
+// The real host name behind an ssh_config alias, from `ssh -G` (which only prints its
+// configuration); "" when that fails or takes more than 5 s.
+std::string ssh_config_host(const TunnelConfig& config) {
+    SpawnOptions options;
+    options.search_path = true;  // and our environment: ssh reads ~/.ssh/config through HOME
+    auto argv = ssh_config_argv(config.ssh_words, config.remote);
+    auto out = run_program(argv[0], argv, "", std::chrono::seconds(5), options);
+    if (!out || out->exit_code != 0) return "";
+    return ssh_config_hostname(out->out);
 }
 
-// A name /etc/hosts and the helper accept: dot-separated labels of [A-Za-z0-9-], 1..63 bytes,
-// not starting with '-', 253 in all. HOST_LIST may also carry '_' (sshuttle's rule), which the
-// helper would refuse along with the whole list.
-bool hosts_file_name(std::string_view name) {
-    if (name.empty() || name.size() > 253) return false;
-    std::size_t label = 0;
-    for (std::size_t i = 0; i <= name.size(); ++i) {
-        if (i == name.size() || name[i] == '.') {
-            if (label == 0 || label > 63) return false;
-            label = 0;
-            continue;
-        }
-        const char c = name[i];
-        const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && !(c == '-' && label > 0)) return false;
-        ++label;
-    }
-    return true;
-}
+
 }  // namespace
 
 std::string agent_options_json(const TunnelConfig& config) {
@@ -215,7 +152,7 @@ Result<void> Tunnel::prepare_firewall() {
     if (!method) return std::move(method).error();
     method_ = *method;
     FirewallInputs& in = firewall_inputs_;
-    in.name = helper_tunnel_name(config_.name.empty() ? "tunnel" : config_.name);
+    in.name = helper_tunnel_name(config_.name);  // "" maps to "tunnel"
     in.method = method_;
     in.includes = fc.includes;
     in.excludes = fc.excludes;
@@ -235,8 +172,7 @@ Result<void> Tunnel::prepare_firewall() {
     // alias is resolved the way ssh will: `ssh -G` tells the real HostName.
     std::string server = config_.remote.host;
     if (!IpAddress::parse(server)) {
-        std::string real = ssh_config_hostname(capture_output(
-            ssh_config_argv(config_.ssh_words, config_.remote), std::chrono::seconds(5)));
+        std::string real = ssh_config_host(config_);
         if (!real.empty() && real != server) {
             spdlog::debug("ssh -G: {} is {}", server, real);
             server = real;
@@ -410,7 +346,8 @@ void Tunnel::on_host_list(std::string_view text) {
     }
     bool changed = false;
     for (const proto::HostEntry& h : parsed->hosts) {
-        if (!hosts_file_name(h.name)) {
+        // HOST_LIST allows '_' (sshuttle's rule); the helper would refuse the whole list.
+        if (!helper::valid_host_name(h.name)) {
             spdlog::debug("-H: skipping '{}' (not a name /etc/hosts takes)", h.name);
             continue;
         }

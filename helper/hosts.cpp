@@ -20,17 +20,6 @@ constexpr std::string_view kEndMarker = "# sshuttle-helper end ";
 // A hosts file bigger than this is not ours to rewrite in memory.
 constexpr std::size_t kMaxHostsFileBytes = 16 * 1024 * 1024;
 
-bool valid_label(std::string_view label) {
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
-        return false;
-    for (char c : label) {
-        bool ok =
-            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-        if (!ok) return false;
-    }
-    return true;
-}
-
 // Splits into lines keeping every byte; a missing final newline is added by the caller.
 std::vector<std::string_view> split_lines(std::string_view text) {
     std::vector<std::string_view> lines;
@@ -108,17 +97,6 @@ Result<void> write_all(int fd, std::string_view data, const std::string& what) {
 }
 
 }  // namespace
-
-bool valid_host_name(std::string_view name) noexcept {
-    if (name.empty() || name.size() > kMaxHostNameBytes) return false;
-    if (name.back() == '.') name.remove_suffix(1);
-    while (true) {
-        auto dot = name.find('.');
-        if (!valid_label(name.substr(0, dot))) return false;
-        if (dot == std::string_view::npos) return true;
-        name.remove_prefix(dot + 1);
-    }
-}
 
 Result<std::vector<HostEntry>> parse_host_entries(
     const std::vector<std::pair<std::string, std::string>>& pairs) {

@@ -16,6 +16,7 @@
 
 #include "common/error.hpp"
 #include "common/ip_address.hpp"
+#include "helper/spec.hpp"  // valid_host_name()
 
 namespace sshuttle::helper {
 
@@ -30,7 +31,6 @@ struct HostEntry {
 [[nodiscard]] Result<std::vector<HostEntry>> parse_host_entries(
     const std::vector<std::pair<std::string, std::string>>& pairs);
 
-bool valid_host_name(std::string_view name) noexcept;
 
 // Pure text edits on a hosts file's contents. `owner` is a marker key the helper chooses (never
 // the caller): a bus unique name such as ":1.42" or "stdio-1234".

@@ -6,15 +6,6 @@
 namespace sshuttle::helper {
 namespace {
 
-std::uint32_t fnv1a32(std::string_view text) {
-    std::uint32_t hash = 2166136261U;
-    for (char c : text) {
-        hash ^= static_cast<unsigned char>(c);
-        hash *= 16777619U;
-    }
-    return hash;
-}
-
 std::string ipt_ports(const char* proto, const PortRange& ports) {
     std::string out = std::string("-p ") + proto;
     if (ports.all()) return out;
@@ -45,7 +36,7 @@ std::string nat_chain_name(std::string_view tunnel) {
     constexpr std::size_t kShort = kMaxNatChainBytes - kNatChainPrefix.size() - 1;  // 18
     if (tunnel.size() <= kShort) return std::string(kNatChainPrefix) + std::string(tunnel);
     char hash[9];
-    std::snprintf(hash, sizeof hash, "%08x", fnv1a32(tunnel));
+    std::snprintf(hash, sizeof hash, "%08x", name_hash(tunnel));
     return std::string(kNatChainPrefix) + std::string(tunnel.substr(0, 10)) + "-" + hash;
 }
 

@@ -8,21 +8,17 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/process.hpp"
 
 namespace sshuttle::helper {
 
-struct ToolOutput {
-    int exit_code = -1;   // the exit status, or 128 + signal number when it was killed
-    std::string out;      // stdout (capped at kMaxToolOutputBytes)
-    std::string err;      // stderr (capped likewise)
-};
-
-inline constexpr std::size_t kMaxToolOutputBytes = 16 * 1024 * 1024;
+using ToolOutput = ProgramOutput;
+inline constexpr std::size_t kMaxToolOutputBytes = kMaxProgramOutputBytes;
 
 // Spawns `path` with `argv` (argv[0] included) and the environment PATH=/usr/sbin:/usr/bin:
 // /sbin:/bin LC_ALL=C, writes `input` to its stdin and closes it, and waits for it to exit.
-// A child still running after `timeout` is killed (SIGKILL, by its pid) and reported as a
-// Timeout error. Writing never raises SIGPIPE (stdin is a socket written with MSG_NOSIGNAL).
+// common/process.hpp's run_program() with that fixed environment: a timeout kills the child and
+// is a Timeout error; writing never raises SIGPIPE.
 [[nodiscard]] Result<ToolOutput> run_tool(const std::string& path,
                                           const std::vector<std::string>& argv,
                                           std::string_view input,

@@ -1,6 +1,5 @@
 #include "helper/service.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,15 +8,11 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "common/process.hpp"
 #include "helper/spec_codec.hpp"
 
 namespace sshuttle::helper {
 
-std::string network_namespace_id() {
-    struct stat st{};
-    if (::stat("/proc/self/ns/net", &st) != 0) return "";
-    return "net:[" + std::to_string(st.st_ino) + "]";
-}
 
 namespace {
 

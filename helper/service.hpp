@@ -45,9 +45,6 @@ SocketMinter make_socket_minter();
 
 enum class ServiceMode { Bus, Peer };
 
-// This process's network namespace as readlink(/proc/self/ns/net) shows it ("net:[4026531840]"),
-// "" when /proc is not there. Capabilities reports it in its "network-namespace" row.
-std::string network_namespace_id();
 
 struct ServiceConfig {
     ServiceMode mode = ServiceMode::Bus;

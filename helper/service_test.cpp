@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/process.hpp"
 #include "helper/spec_codec.hpp"
 #include "helper/testing_bus.hpp"
 
@@ -326,7 +327,7 @@ TEST_CASE("Capabilities lists every method with the reason one is unavailable") 
     CHECK(rows.at("transparent-sockets").first);
     CHECK(rows.at("hosts").first);
     CHECK(rows.at("network-namespace").first);
-    CHECK(rows.at("network-namespace").second == network_namespace_id());
+    CHECK(rows.at("network-namespace").second == sshuttle::network_namespace_id());
     CHECK(rows.at("network-namespace").second.rfind("net:[", 0) == 0);
 }
 

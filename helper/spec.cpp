@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "helper/methods.hpp"  // kMaxHostNameBytes
+
 namespace sshuttle::helper {
 namespace {
 
@@ -236,6 +238,39 @@ Result<Method> parse_method(std::string_view text) {
     for (Method m : {Method::Nft, Method::Nat, Method::Tproxy, Method::Pf})
         if (method_name(m) == text) return m;
     return invalid("method", excerpt(text) + " is not one of nft, nat, tproxy, pf");
+}
+
+namespace {
+bool valid_label(std::string_view label) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+        return false;
+    for (char c : label) {
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+}  // namespace
+
+bool valid_host_name(std::string_view name) noexcept {
+    if (name.empty() || name.size() > kMaxHostNameBytes) return false;
+    if (name.back() == '.') name.remove_suffix(1);
+    while (true) {
+        auto dot = name.find('.');
+        if (!valid_label(name.substr(0, dot))) return false;
+        if (dot == std::string_view::npos) return true;
+        name.remove_prefix(dot + 1);
+    }
+}
+
+std::uint32_t name_hash(std::string_view name) noexcept {
+    std::uint32_t hash = 2166136261U;
+    for (char c : name) {
+        hash ^= static_cast<unsigned char>(c);
+        hash *= 16777619U;
+    }
+    return hash;
 }
 
 bool valid_tunnel_name(std::string_view name) noexcept {

@@ -53,6 +53,15 @@ struct TunnelSpec {
 // True when `name` matches ^[a-z0-9_-]{1,32}$.
 bool valid_tunnel_name(std::string_view name) noexcept;
 
+// A DNS name as /etc/hosts takes it: labels of [A-Za-z0-9-], 1..63 bytes, not starting or
+// ending with '-', 253 bytes in all, one trailing '.' allowed. SetHosts checks every name with
+// it; the daemon filters what a server reports with it before asking.
+bool valid_host_name(std::string_view name) noexcept;
+
+// FNV-1a (32 bits) of a name: the short stable suffix that keeps shortened names apart (nat
+// chain names, the daemon's mapping of its tunnel names onto valid_tunnel_name()).
+std::uint32_t name_hash(std::string_view name) noexcept;
+
 // Checks the cross-field rules: name, at least one include or DNS server, families match the
 // ports given, udp only with tproxy, uid/gid not with pf, caps on every list.
 [[nodiscard]] Result<void> validate(const TunnelSpec& spec);

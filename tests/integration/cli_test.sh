@@ -125,13 +125,7 @@ start_classic() {
 }
 
 # ---------------------------------------------------------------------------------------------
-lab_rc=0
-lab_up || lab_rc=$?
-if ((lab_rc != 0)); then
-  if ((lab_rc == 77)); then echo "SKIP: the lab cannot run here"; exit 77; fi
-  echo "FAIL lab-up: lab.sh up exited $lab_rc"
-  exit 1
-fi
+lab_up_for_test
 lab_is_up=1
 url_path=$(lab_www_file cli.bin 4096)
 BIG_URL="http://$LAB_TARGET_IP4$url_path"

@@ -107,14 +107,7 @@ show_log() {
 # ---------------------------------------------------------------------------------------------
 # Lab
 
-lab_rc=0
-lab_up || lab_rc=$?
-if ((lab_rc != 0)); then
-  # lab_up cleans up after itself on failure; 77 means the host cannot run the lab.
-  if ((lab_rc == 77)); then echo "SKIP: the lab cannot run here"; exit 77; fi
-  echo "FAIL lab-up: lab.sh up exited $lab_rc"
-  exit 1
-fi
+lab_up_for_test
 lab_is_up=1
 
 # Never let DNS leave the lab: the server's resolv.conf must point at the target.
@@ -197,6 +190,36 @@ check_dns() {
   else
     fail "$1" "dig gave '${out:0:200}', want $LAB_TARGET_IP4"
   fi
+}
+
+# check_helper_restart LABEL PATTERN: SIGKILL sshuttled's helper; within 5 s a new helper
+# child must have applied the rules again (matching PATTERN, the same listing as before: no
+# duplicate of a leftover), and HTTP must go through.
+check_helper_restart() {
+  local label=$1 pattern=$2 helper_pid rules_before rules_after new_pid
+  helper_pid=$(helper_child "$daemon_pid")
+  if [[ -z "$helper_pid" ]]; then
+    fail "$label/helper-killed" "no sshuttle-helper child of sshuttled $daemon_pid"
+    return 0
+  fi
+  rules_before=$(sshuttle_rules | sort)
+  kill -KILL "$helper_pid"
+  for _ in $(seq 50); do
+    grep -q "firewall rules re-applied" "$daemon_log" && break
+    sleep 0.1
+  done
+  new_pid=$(helper_child "$daemon_pid")
+  if grep -q "firewall rules re-applied" "$daemon_log" && kill -0 "$daemon_pid" 2>/dev/null &&
+    [[ -n "$new_pid" && "$new_pid" != "$helper_pid" ]]; then
+    pass "$label/helper-killed-reapplied"
+  else
+    fail "$label/helper-killed-reapplied" "no re-apply by a new helper within 5 s"
+  fi
+  check_rules "$label/rules-after-helper-restart" "$pattern"
+  rules_after=$(sshuttle_rules | sort)
+  [[ "$rules_after" == "$rules_before" ]] && pass "$label/no-duplicate-rules" ||
+    fail "$label/no-duplicate-rules" "before: ${rules_before:0:300} / after: ${rules_after:0:300}"
+  check_http "$label/http-after-helper-restart"
 }
 
 # check_rules NAME PATTERN: the rules exist, and the listing matches PATTERN (grep -E).
@@ -338,27 +361,7 @@ run_checks() {
 
   # 8. Run A: the helper dies (SIGKILL). Its nft table dies with it; sshuttled must notice,
   # start a fresh helper and apply the same rules again, and the tunnel must carry traffic.
-  if [[ "$label" == A ]]; then
-    local helper_pid
-    helper_pid=$(helper_child "$daemon_pid")
-    if [[ -z "$helper_pid" ]]; then
-      fail "$label/helper-killed" "no sshuttle-helper child of sshuttled $daemon_pid"
-    else
-      kill -KILL "$helper_pid"
-      for _ in $(seq 50); do
-        grep -q "firewall rules re-applied" "$daemon_log" && break
-        sleep 0.1
-      done
-      if grep -q "firewall rules re-applied" "$daemon_log" && kill -0 "$daemon_pid" 2>/dev/null &&
-        [[ -n "$(helper_child "$daemon_pid")" && "$(helper_child "$daemon_pid")" != "$helper_pid" ]]; then
-        pass "$label/helper-killed-reapplied"
-      else
-        fail "$label/helper-killed-reapplied" "no re-apply by a new helper within 5 s"
-      fi
-      check_rules "$label/rules-after-helper-restart" "inet sshuttle_$TUNNEL_NAME"
-      check_http "$label/http-after-helper-restart"
-    fi
-  fi
+  if [[ "$label" == A ]]; then check_helper_restart "$label" "inet sshuttle_$TUNNEL_NAME"; fi
 
   # 9. SIGTERM: exits within 5 s with status 0, and the rules are gone.
   if ! kill -0 "$daemon_pid" 2>/dev/null; then
@@ -403,28 +406,7 @@ run_method() {
   ((dns)) && check_dns "$label/dns"
   # The helper dies: what its death does not remove by itself (an iptables chain, the tproxy
   # policy route) the next helper sweeps before it applies the same rules again.
-  helper_pid=$(helper_child "$daemon_pid")
-  local rules_before
-  rules_before=$(sshuttle_rules | sort)
-  if [[ -n "$helper_pid" ]]; then
-    kill -KILL "$helper_pid"
-    for _ in $(seq 50); do
-      grep -q "firewall rules re-applied" "$daemon_log" && break
-      sleep 0.1
-    done
-    if grep -q "firewall rules re-applied" "$daemon_log" && kill -0 "$daemon_pid" 2>/dev/null; then
-      pass "$label/helper-killed-reapplied"
-    else
-      fail "$label/helper-killed-reapplied" "no re-apply within 5 s"
-    fi
-    check_rules "$label/rules-after-helper-restart" "$pattern"
-    # The same rules, once: a re-apply on top of leftovers would duplicate them.
-    local rules_after
-    rules_after=$(sshuttle_rules | sort)
-    [[ "$rules_after" == "$rules_before" ]] && pass "$label/no-duplicate-rules" ||
-      fail "$label/no-duplicate-rules" "before: ${rules_before:0:300} / after: ${rules_after:0:300}"
-    check_http "$label/http-after-helper-restart"
-  fi
+  check_helper_restart "$label" "$pattern"
   helper_pid=$(helper_child "$daemon_pid")
   kill -KILL "$daemon_pid" 2>/dev/null || true
   wait "$daemon_pid" 2>/dev/null || true

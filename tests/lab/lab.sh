@@ -241,6 +241,18 @@ lab_up() {
   lab_load "$LAB_DIR"
 }
 
+# For a test script: brings the lab up (lab_up) or ends the script, with exit 77 and a SKIP line
+# when this host cannot run the lab, with exit 1 and "FAIL lab-up" otherwise. lab_up cleans up
+# after itself on failure; the caller's own trap handles the rest.
+lab_up_for_test() {
+  local rc=0
+  lab_up || rc=$?
+  ((rc == 0)) && return 0
+  if ((rc == 77)); then echo "SKIP: the lab cannot run here"; exit 77; fi
+  echo "FAIL lab-up: lab.sh up exited $rc"
+  exit 1
+}
+
 # Tears down the lab in $LAB_DIR (or the given directory) through the CLI.
 lab_down() {
   bash "$_LAB_SH" down "${1:-${LAB_DIR:-}}"

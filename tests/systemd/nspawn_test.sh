@@ -329,6 +329,22 @@ sshuttle_rules() {
     ct ip6tables-save 2>/dev/null | grep -i sshuttle
 }
 
+# check_watchdog UNIT SECONDS: the unit's daemon sent WATCHDOG=1 within SECONDS (polled).
+check_watchdog() {
+    local unit=$1 seconds=$2 i ping=0
+    for ((i = 0; i < seconds * 2; i++)); do
+        ping=$(ct systemctl show -P WatchdogTimestampMonotonic "$unit")
+        [ "${ping:-0}" != 0 ] && break
+        sleep 0.5
+    done
+    if [ "${ping:-0}" != 0 ]; then
+        echo "ok: the daemon pings the watchdog"
+    else
+        echo "no WATCHDOG=1 within $seconds s (WatchdogSec=30s)"
+        return 1
+    fi
+}
+
 daemon_ready_for_profiles() {
     local usage
     usage=$(ct sshuttled --help 2>&1)
@@ -341,7 +357,7 @@ daemon_ready_for_profiles() {
 stage_system_unit_core() {
     [ "$lab_started" = 1 ] || { echo "SKIP: no lab (lab.sh up failed)"; return 77; }
     daemon_ready_for_profiles || { echo "SKIP: sshuttled has no --name option yet (profiles)"; return 77; }
-    local bad=0 out i ping=0
+    local bad=0 out
     write_lab_ssh sshuttle /var/lib/sshuttle/.ssh
     printf '%s\n' "--remote=$LAB_SSH_USER@$LAB_SERVER_IP4" \
         "--ssh-cmd=ssh -F /var/lib/sshuttle/.ssh/config" --no-firewall >"$root/etc/sshuttle/core.conf"
@@ -363,16 +379,7 @@ stage_system_unit_core() {
             printf '%s\n' "$out" | sed 's/^/      /' || { echo "sshuttle status core failed: $out"; bad=1; }
     fi
     # WatchdogSec=30s: the daemon must ping within one interval, or systemd kills it.
-    for ((i = 0; i < 70; i++)); do
-        ping=$(ct systemctl show -P WatchdogTimestampMonotonic sshuttle@core.service)
-        [ "${ping:-0}" != 0 ] && break
-        sleep 0.5
-    done
-    if [ "${ping:-0}" != 0 ]; then
-        echo "ok: the daemon pings the watchdog"
-    else
-        echo "no WATCHDOG=1 within 35 s (WatchdogSec=30s)"; bad=1
-    fi
+    check_watchdog sshuttle@core.service 35 || bad=1
     [ "$(ct systemctl is-active sshuttle@core.service)" = active ] ||
         { echo "sshuttle@core is no longer active"; bad=1; }
     ct timeout 60 systemctl stop sshuttle@core.service
@@ -437,18 +444,8 @@ stage_system_tunnel() {
     else
         echo "sshuttle-helper.service has no main process to kill (MainPID=$hpid)"; bad=1
     fi
-    # The watchdog: WatchdogSec=30s, so a daemon that never pings is killed; wait one interval.
-    local ping=0
-    for ((i = 0; i < 40; i++)); do
-        ping=$(ct systemctl show -P WatchdogTimestampMonotonic sshuttle@lab.service)
-        [ "${ping:-0}" != 0 ] && break
-        sleep 0.5
-    done
-    if [ "${ping:-0}" != 0 ]; then
-        echo "ok: the daemon pings the watchdog"
-    else
-        echo "no WATCHDOG=1 within 20 s: systemd will kill the daemon at WatchdogSec=30s"; bad=1
-    fi
+    # The watchdog: WatchdogSec=30s, so a daemon that never pings is killed.
+    check_watchdog sshuttle@lab.service 20 || bad=1
     ct timeout 60 systemctl stop sshuttle@lab.service
     out=$(sshuttle_rules)
     if [ -z "$out" ]; then
