@@ -15,7 +15,8 @@
 # resolver (--ns-hosts), and SIGTERM stops sshuttled within 5 s with status 0 and no rule left.
 # Run A also SIGKILLs the helper: sshuttled must start a new one, re-apply, and keep working.
 # Start failures (no python, ssh failing, a remote command that is not sshuttle) end with
-# status 99, one line saying why, and no rule. -H with --seed-hosts: the seed's address appears
+# status 99, one line saying why, and no rule. An IPv6 run: HTTP to the target's IPv6 address
+# through an IPv6 listener. -H with --seed-hosts: the seed's address appears
 # in /etc/hosts (a scratch file mounted over it for sshuttled alone) and is gone after the stop.
 # Then, per other firewall method (nat, tproxy), a short run: rules, HTTP, DNS (nat only; tproxy
 # refuses DNS, see check_supported), SIGKILL of the helper (re-applied by a new one, no
@@ -509,6 +510,36 @@ run_auto_hosts() {
 }
 failed_before=$FAILS
 run_auto_hosts
+((FAILS == failed_before)) || show_log
+
+# IPv6: an IPv6 listener and the target's IPv6 subnet; the original destination comes from
+# SO_ORIGINAL_DST on the IPv6 socket (IP6T_SO_ORIGINAL_DST) and TCP_CONNECT carries family 10.
+run_ipv6() {
+  local label=ipv6 body
+  echo "== run $label"
+  start_daemon "$label" -l "127.0.0.1:$LISTEN_PORT,[::1]:$LISTEN_PORT" \
+    "$LAB_TARGET_NET4" "$LAB_TARGET_NET6" || return 0
+  pass "$label/start"
+  check_rules "$label/rules-applied" "inet sshuttle_$TUNNEL_NAME"
+  if lab_exec client nft list table inet "sshuttle_$TUNNEL_NAME" | grep -q "ip6 daddr $LAB_TARGET_NET6"; then
+    pass "$label/ip6-rule"
+  else
+    fail "$label/ip6-rule" "no ip6 daddr $LAB_TARGET_NET6 rule in the table"
+  fi
+  if body=$(lab_exec client curl -sS --max-time 10 "http://[$LAB_TARGET_IP6]/" 2>&1) &&
+    [[ "$body" == *"$LAB_HTTP_MARKER"* ]]; then
+    pass "$label/http-over-ipv6"
+  else
+    fail "$label/http-over-ipv6" "curl gave '${body:0:200}'"
+  fi
+  check_http "$label/http-over-ipv4"
+  kill -TERM "$daemon_pid"
+  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+  stop_daemon_hard
+  check_no_rules "$label/no-rules-after-stop"
+}
+failed_before=$FAILS
+run_ipv6
 ((FAILS == failed_before)) || show_log
 
 # tproxy runs without DNS: sshuttled refuses --ns-hosts with tproxy (see check_supported).
