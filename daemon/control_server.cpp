@@ -118,6 +118,16 @@ json status_parameters(const StatusInfo& info, const TunnelStats& stats,
     std::uint64_t uptime = now_monotonic_usec > info.started_monotonic_usec
                                ? (now_monotonic_usec - info.started_monotonic_usec) / 1'000'000
                                : 0;
+    json masters = json::array();
+    for (std::size_t i = 0; i < stats.ssh_connections.size(); ++i) {
+        const auto& m = stats.ssh_connections[i];
+        masters.push_back({{"index", i},
+                           {"state", m.state},
+                           {"channels", m.channels},
+                           {"opening", m.opening},
+                           {"opened", m.opened},
+                           {"failed", m.failed}});
+    }
     return json{
         {"name", info.name},
         {"pid", info.pid},
@@ -131,6 +141,13 @@ json status_parameters(const StatusInfo& info, const TunnelStats& stats,
         {"started", iso8601(info.started)},
         {"uptime", uptime},
         {"channels_open", stats.channels_open},
+        {"tcp_path", stats.tcp_path},
+        {"channels", {{"ssh", stats.channels_ssh}, {"agent", stats.channels_agent}}},
+        {"tcp_connections", {{"ssh", stats.tcp.via_ssh},
+                             {"agent", stats.tcp.via_agent},
+                             {"retried_on_agent", stats.tcp.retried},
+                             {"reset", stats.tcp.reset}}},
+        {"ssh_connections", masters},
         {"connections", stats.connections},
         {"bytes_in", stats.bytes_in},
         {"bytes_out", stats.bytes_out},

@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
                                      ::geteuid(), env("RUNTIME_DIRECTORY"), env("XDG_RUNTIME_DIR"));
     if (!place) return spdlog::error("fatal: {}", place.error().to_string()), proto::kExitFatal;
     args.config.name = place->name;
+    args.config.runtime_directory = env("RUNTIME_DIRECTORY");
+    args.config.xdg_runtime_dir = env("XDG_RUNTIME_DIR");
     auto helper_mode = daemon::parse_helper_mode(env("SSHUTTLE_HELPER"));
     if (!helper_mode) return spdlog::error("fatal: {}", helper_mode.error().message), proto::kExitUsage;
     daemon::HelperChoice helper{*helper_mode, env("SSHUTTLE_HELPER_PATH"), args.config.verbosity};

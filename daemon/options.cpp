@@ -35,6 +35,8 @@ Result<TunnelConfig> tunnel_config(const proto::TunnelOptions& o) {
     c.mux.latency_control = o.latency_control;
     c.mux.latency_buffer_size = o.latency_buffer_size;
     c.mux.max_channel = o.wrap;
+    c.tcp_path = o.tcp_path;
+    c.ssh_connections = o.ssh_connections;
     c.verbosity = o.verbose;
     return c;
 }
@@ -106,6 +108,9 @@ const char* daemon_usage() {
            "      --dns                also listen for DNS queries (UDP, next free port)\n"
            "      --to-ns IP[:PORT]    the remote resolver for DNS (default: the server's)\n"
            "      --no-latency-control, --latency-buffer-size N, --wrap N  as sshuttle\n"
+           "      --tcp-path P         auto (ssh channels, the agent when the server forbids\n"
+           "                           forwarding), ssh, or agent (sshuttle 1.x's path)\n"
+           "      --ssh-connections N  ssh connections carrying TCP (1-16, default 1)\n"
            "      --name NAME          the tunnel's name (default: from the remote host)\n"
            "      --control-socket PATH  default: $RUNTIME_DIRECTORY/NAME.sock under systemd,\n"
            "                           /run/sshuttle/NAME.sock for root, else\n"

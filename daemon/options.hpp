@@ -52,6 +52,12 @@ struct TunnelConfig {
     std::vector<std::string> seed_hosts;  // --seed-hosts: names to resolve on the server
     MuxOptions mux;
     FirewallConfig firewall;
+    proto::TcpPath tcp_path = proto::TcpPath::Auto;  // --tcp-path
+    int ssh_connections = 1;                         // --ssh-connections: ssh masters
+    // Where the masters' control sockets go (a private directory is made inside): main sets
+    // them from $RUNTIME_DIRECTORY and $XDG_RUNTIME_DIR; /tmp when both are empty.
+    std::string runtime_directory;
+    std::string xdg_runtime_dir;
     int verbosity = 0;
 };
 

@@ -124,6 +124,29 @@ std::vector<std::string> ssh_argv(const std::vector<std::string>& ssh_words,
     return argv;
 }
 
+std::vector<std::string> control_master_options(const std::string& control_path) {
+    std::string path;
+    for (char c : control_path) {
+        if (c == '%') path += '%';  // ssh expands %-tokens in ControlPath
+        path += c;
+    }
+    return {"-o", "ControlMaster=yes", "-o", "ControlPath=" + path, "-o", "ControlPersist=no"};
+}
+
+std::vector<std::string> ssh_master_argv(const std::vector<std::string>& ssh_words,
+                                         const RemoteTarget& target,
+                                         const std::string& control_path) {
+    std::vector<std::string> argv = ssh_words;
+    for (std::string& o : control_master_options(control_path)) argv.push_back(std::move(o));
+    argv.emplace_back("-N");
+    if (target.port) {
+        argv.emplace_back("-p");
+        argv.push_back(std::to_string(*target.port));
+    }
+    argv.push_back(target.user.empty() ? target.host : target.user + "@" + target.host);
+    return argv;
+}
+
 std::vector<std::string> ssh_config_argv(const std::vector<std::string>& ssh_words,
                                          const RemoteTarget& target) {
     std::vector<std::string> argv = ssh_words;

@@ -51,6 +51,18 @@ std::string remote_command(const RemoteLaunch& launch, std::size_t payload_size)
 std::vector<std::string> ssh_argv(const std::vector<std::string>& ssh_words,
                                   const RemoteTarget& target, const std::string& command);
 
+// The options that make ssh a ControlMaster listening on control_path ('%' doubled for ssh's
+// %-tokens). ControlPersist=no so that a ControlPersist in ~/.ssh/config cannot fork the master
+// away from us. They go after the user's -e words: ssh keeps the first value of an option, so
+// a user who sets ControlMaster or ControlPath in -e wins (and TCP then takes the agent path).
+std::vector<std::string> control_master_options(const std::string& control_path);
+
+// An extra ssh connection of a tunnel (--ssh-connections): `<ssh words> <master options> -N
+// [-p PORT] [user@]host`, a ControlMaster without a remote command.
+std::vector<std::string> ssh_master_argv(const std::vector<std::string>& ssh_words,
+                                         const RemoteTarget& target,
+                                         const std::string& control_path);
+
 // `<ssh words> -G [-p PORT] [user@]host`: ssh prints its resolved configuration and exits
 // without connecting. The daemon reads the real host name from it, so that an ssh_config alias
 // (Host corp / HostName 192.0.2.7) still gets the server's address excluded from capture.

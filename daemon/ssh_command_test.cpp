@@ -99,6 +99,20 @@ TEST_CASE("ssh_argv puts the port before the target and the command after --") {
     CHECK(argv == want);
 }
 
+TEST_CASE("a master's options follow the user's words; an extra master runs -N without a command") {
+    auto target = parse_remote("u@h:2200");
+    REQUIRE(target);
+    auto opts = control_master_options("/run/x%y/m0");
+    std::vector<std::string> want_opts{"-o", "ControlMaster=yes", "-o", "ControlPath=/run/x%%y/m0",
+                                       "-o", "ControlPersist=no"};
+    CHECK(opts == want_opts);
+    auto argv = ssh_master_argv({"ssh", "-F", "cfg"}, *target, "/d/m1");
+    std::vector<std::string> want{"ssh", "-F", "cfg", "-o", "ControlMaster=yes", "-o",
+                                  "ControlPath=/d/m1", "-o", "ControlPersist=no", "-N", "-p",
+                                  "2200", "u@h"};
+    CHECK(argv == want);
+}
+
 TEST_CASE("agent_payload appends a main() call with hex-escaped JSON") {
     std::string p = agent_payload("def main(o): pass", "{\"a\":\"'\"}");
     CHECK(p.find("def main(o): pass\nmain(json.loads(b\"\\x7b") == 0);

@@ -80,8 +80,22 @@ void TcpChannel::on_can_send() {
     update_events();
 }
 
+void TcpChannel::report_outcome(bool connected) {
+    auto fn = std::move(on_outcome_);
+    on_outcome_ = nullptr;
+    fn(connected);
+}
+
 void TcpChannel::on_frame(Command command, proto::ByteView payload) {
     if (closed_) return;
+    if (on_outcome_) {
+        if (command == Command::TcpData)
+            report_outcome(true);
+        else if (command == Command::ConnectError)
+            report_outcome(false);
+        else if (command == Command::TcpEof && mux_.connect_error_enabled())
+            report_outcome(true);
+    }
     switch (command) {
         case Command::TcpData: on_data(payload); break;
         case Command::TcpEof:
@@ -234,6 +248,37 @@ void TcpChannel::update_events() {
     }
     sd_event_source_set_io_events(source_.get(), events);
     sd_event_source_set_enabled(source_.get(), SD_EVENT_ON);
+}
+
+bool open_agent_channel(sd_event* event, Mux& mux, UniqueFd socket, const IpAddress& ip,
+                        std::uint16_t port, std::function<void(bool connected)> on_outcome) {
+    std::uint16_t id = mux.allocate_channel();
+    if (id == 0) {
+        spdlog::warn("too many open channels. Discarded connection.");
+        return false;
+    }
+    auto channel = std::make_unique<TcpChannel>(mux, id, std::move(socket));
+    if (auto r = channel->start(event); !r) {
+        spdlog::warn("dropping a connection: {}", r.error().to_string());
+        return false;
+    }
+    if (on_outcome) channel->on_outcome(std::move(on_outcome));
+    spdlog::debug("channel {}: connect to {}:{}", id, ip.to_string(), port);
+    std::string payload = tcp_connect_payload(ip, port);
+    mux.send(id, Command::TcpConnect, proto::as_bytes(payload));
+    mux.attach(id, std::move(channel));
+    return true;
+}
+
+std::string tcp_connect_payload(const IpAddress& ip, std::uint16_t port) {
+    return (ip.is_v4() ? "2," : "10,") + ip.to_string() + "," + std::to_string(port);
+}
+
+void reset_connection(UniqueFd socket) {
+    if (!socket) return;
+    linger lg{1, 0};
+    ::setsockopt(socket.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    socket.reset();
 }
 
 }  // namespace sshuttle::daemon

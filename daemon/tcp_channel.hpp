@@ -12,8 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
+#include "common/ip_address.hpp"
 #include "common/sd_handles.hpp"
 #include "common/unique_fd.hpp"
 #include "daemon/mux.hpp"
@@ -27,6 +30,10 @@ public:
 
     TcpChannel(Mux& mux, std::uint16_t id, UniqueFd socket);
     [[nodiscard]] Result<void> start(sd_event* event);
+    // Called once with what the remote connect did, as far as the peer shows it: true on the
+    // first TCP_DATA (or TCP_EOF when the connect-error extension would have said otherwise),
+    // false on CONNECT_ERROR. A stock peer's EOF without data says nothing: no call.
+    void on_outcome(std::function<void(bool connected)> fn) { on_outcome_ = std::move(fn); }
 
     void on_frame(proto::Command command, proto::ByteView payload) override;
     void on_can_send() override;
@@ -51,6 +58,8 @@ private:
     void maybe_close();
     void update_events();
 
+    void report_outcome(bool connected);
+
     Mux& mux_;
     std::uint16_t id_;
     UniqueFd fd_;
@@ -65,6 +74,20 @@ private:
     bool reset_ = false;        // close with RST (remote connect failed)
     bool closed_ = false;
     bool batched_ = false;      // waiting for on_batch_end() to write pending_
+    std::function<void(bool)> on_outcome_;
 };
+
+// The TCP_CONNECT payload for a destination: "2,<ip>,<port>" or "10,<ip>,<port>" (Linux AF
+// values, which the stock server maps: 2 is IPv4, anything else IPv6).
+std::string tcp_connect_payload(const IpAddress& ip, std::uint16_t port);
+
+// The agent path for one captured connection: a mux channel with TCP_CONNECT to ip:port, the
+// socket handed to a TcpChannel. False (and the socket closed) when no channel id is free or
+// the socket cannot be watched.
+bool open_agent_channel(sd_event* event, Mux& mux, UniqueFd socket, const IpAddress& ip,
+                        std::uint16_t port, std::function<void(bool connected)> on_outcome = {});
+
+// Closes a connection so that the application sees a reset (RST), not an end of file.
+void reset_connection(UniqueFd socket);
 
 }  // namespace sshuttle::daemon

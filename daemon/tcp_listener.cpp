@@ -8,7 +8,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/tcp_channel.hpp"
 
 namespace sshuttle::daemon {
 
@@ -52,20 +51,35 @@ Result<UniqueFd> listen_tcp(const IpAddress& ip, std::uint16_t port) {
     return fd;
 }
 
-std::string tcp_connect_payload(const IpAddress& ip, std::uint16_t port) {
-    return (ip.is_v4() ? "2," : "10,") + ip.to_string() + "," + std::to_string(port);
-}
-
-TcpListener::TcpListener(sd_event* event, Mux& mux, IpAddress address, std::uint16_t port,
-                         UniqueFd socket)
-    : event_(event), mux_(mux), address_(address), port_(port), socket_(std::move(socket)) {}
+TcpListener::TcpListener(sd_event* event, IpAddress address, std::uint16_t port,
+                         UniqueFd socket, ConnectionCallback on_connection,
+                         GateCallback may_accept)
+    : event_(event),
+      address_(address),
+      port_(port),
+      socket_(std::move(socket)),
+      on_connection_(std::move(on_connection)),
+      may_accept_(std::move(may_accept)) {}
 
 Result<void> TcpListener::start() {
     sd_event_source* source = nullptr;
     int r = sd_event_add_io(event_, &source, socket_.get(), EPOLLIN, &TcpListener::on_io, this);
     if (r < 0) return Error::from_errno("sd_event_add_io(listener)", -r);
     source_.reset(source);
+    if (paused_) sd_event_source_set_enabled(source_.get(), SD_EVENT_OFF);
     return ok();
+}
+
+void TcpListener::pause() {
+    if (paused_) return;
+    paused_ = true;
+    if (source_) sd_event_source_set_enabled(source_.get(), SD_EVENT_OFF);
+}
+
+void TcpListener::resume() {
+    if (!paused_) return;
+    paused_ = false;
+    if (source_) sd_event_source_set_enabled(source_.get(), SD_EVENT_ON);
 }
 
 int TcpListener::on_io(sd_event_source*, int, uint32_t, void* userdata) noexcept {
@@ -74,7 +88,8 @@ int TcpListener::on_io(sd_event_source*, int, uint32_t, void* userdata) noexcept
 }
 
 void TcpListener::accept_some() {
-    for (int i = 0; i < kAcceptBurst; ++i) {
+    for (int i = 0; i < kAcceptBurst && !paused_; ++i) {
+        if (may_accept_ && !may_accept_()) return;
         int fd = ::accept4(socket_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
@@ -88,11 +103,11 @@ void TcpListener::accept_some() {
         // for the ACK of our previous segment (the agent does the same on the remote side).
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        open_channel(UniqueFd(fd));
+        dispatch(UniqueFd(fd));
     }
 }
 
-void TcpListener::open_channel(UniqueFd socket) {
+void TcpListener::dispatch(UniqueFd socket) {
     auto dst = original_destination(socket.get());
     if (!dst) {
         spdlog::warn("dropping a connection: {}", dst.error().to_string());
@@ -103,20 +118,7 @@ void TcpListener::open_channel(UniqueFd socket) {
         spdlog::debug("dropping a connection to my own address {}:{}", ip.to_string(), port);
         return;
     }
-    std::uint16_t id = mux_.allocate_channel();
-    if (id == 0) {
-        spdlog::warn("too many open channels. Discarded connection.");
-        return;
-    }
-    auto channel = std::make_unique<TcpChannel>(mux_, id, std::move(socket));
-    if (auto r = channel->start(event_); !r) {
-        spdlog::warn("dropping a connection: {}", r.error().to_string());
-        return;
-    }
-    spdlog::debug("channel {}: connect to {}:{}", id, ip.to_string(), port);
-    std::string payload = tcp_connect_payload(ip, port);
-    mux_.send(id, proto::Command::TcpConnect, proto::as_bytes(payload));
-    mux_.attach(id, std::move(channel));
+    on_connection_(std::move(socket), ip, port);
 }
 
 }  // namespace sshuttle::daemon

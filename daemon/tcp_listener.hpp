@@ -2,11 +2,13 @@
 //
 // One listening socket per address (127.0.0.1 and ::1 by default). For each accepted connection
 // it finds where the application meant to go (SO_ORIGINAL_DST for nat/nft redirects, the local
-// address for tproxy), drops connections made to the listener itself, opens a mux channel with
-// TCP_CONNECT and hands the socket to a TcpChannel.
+// address for tproxy), drops connections made to the listener itself, and hands the socket and
+// its destination to the owner (TcpRouter), which picks the path. The owner may pause accepting
+// (connections then wait in the kernel's backlog) and resume it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -14,7 +16,6 @@
 #include "common/ip_address.hpp"
 #include "common/sd_handles.hpp"
 #include "common/unique_fd.hpp"
-#include "daemon/mux.hpp"
 
 namespace sshuttle::daemon {
 
@@ -26,15 +27,21 @@ namespace sshuttle::daemon {
 // bursts of connections). IPv6 sockets are v6-only.
 [[nodiscard]] Result<UniqueFd> listen_tcp(const IpAddress& ip, std::uint16_t port);
 
-// The TCP_CONNECT payload for a destination: "2,<ip>,<port>" or "10,<ip>,<port>" (Linux AF
-// values, which the stock server maps: 2 is IPv4, anything else IPv6).
-std::string tcp_connect_payload(const IpAddress& ip, std::uint16_t port);
-
 class TcpListener {
 public:
-    TcpListener(sd_event* event, Mux& mux, IpAddress address, std::uint16_t port, UniqueFd socket);
-    // Starts accepting (call when the mux is ready; until then the kernel queues connections).
+    using ConnectionCallback =
+        std::function<void(UniqueFd socket, const IpAddress& ip, std::uint16_t port)>;
+    // Asked before each accept(): false leaves the next connections in the backlog.
+    using GateCallback = std::function<bool()>;
+
+    TcpListener(sd_event* event, IpAddress address, std::uint16_t port, UniqueFd socket,
+                ConnectionCallback on_connection, GateCallback may_accept = {});
+    // Starts accepting (call when the session is ready; until then the kernel queues
+    // connections).
     [[nodiscard]] Result<void> start();
+    // Stops and resumes watching the socket (the owner's backpressure).
+    void pause();
+    void resume();
     const IpAddress& address() const noexcept { return address_; }
     std::uint16_t port() const noexcept { return port_; }
     std::uint64_t accepted() const noexcept { return accepted_; }
@@ -42,14 +49,16 @@ public:
 private:
     static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
     void accept_some();
-    void open_channel(UniqueFd socket);
+    void dispatch(UniqueFd socket);
 
     sd_event* event_;
-    Mux& mux_;
     IpAddress address_;
     std::uint16_t port_;
     UniqueFd socket_;
+    ConnectionCallback on_connection_;
+    GateCallback may_accept_;
     EventSourcePtr source_;
+    bool paused_ = false;
     std::uint64_t accepted_ = 0;
 };
 

@@ -3,6 +3,8 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include <charconv>
@@ -14,6 +16,7 @@
 #include "common/process.hpp"
 #include "common/resolver.hpp"
 #include "daemon/agent_source.hpp"
+#include "daemon/tcp_channel.hpp"
 #include "proto/mux_messages.hpp"
 #include "proto/tunnel_options.hpp"
 
@@ -22,6 +25,19 @@ namespace sshuttle::daemon {
 namespace {
 // Microseconds we wait for ssh to exit on its own after its stdin closed.
 constexpr std::uint64_t kGracePeriod = 3'000'000;
+// Microseconds between looks for the control sockets of extra ssh connections.
+constexpr std::uint64_t kMasterPoll = 100'000;
+
+bool is_socket(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+std::size_t fd_limit() {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return 1024;
+    return static_cast<std::size_t>(lim.rlim_cur);
+}
 
 std::string show(const IpAddress& ip, std::uint16_t port) {
     return (ip.is_v4() ? ip.to_string() : "[" + ip.to_string() + "]") + ":" + std::to_string(port);
@@ -250,11 +266,16 @@ Result<void> Tunnel::start() {
         if (auto r = prepare_firewall(); !r) return r.error().with_context("firewall");
     }
 
+    if (auto r = prepare_masters(); !r) return r.error().with_context("ssh connections");
+
     std::string payload;
     if (config_.launch.server_cmd.empty())
         payload = agent_payload(agent_source(), agent_options_json(config_));
-    auto argv = ssh_argv(config_.ssh_words, config_.remote,
-                         remote_command(config_.launch, payload.size()));
+    std::vector<std::string> words = config_.ssh_words;
+    if (forwarder_)
+        for (std::string& o : control_master_options(control_dir_.socket_path(0)))
+            words.push_back(std::move(o));
+    auto argv = ssh_argv(words, config_.remote, remote_command(config_.launch, payload.size()));
     spdlog::debug("starting: {}", fmt::join(argv, " "));
 
     ssh_ = std::make_unique<SshSession>(
@@ -275,11 +296,118 @@ Result<void> Tunnel::start() {
     return mux_->start(std::move(payload));
 }
 
+Result<void> Tunnel::prepare_masters() {
+    if (config_.tcp_path == proto::TcpPath::Agent) return ok();
+    auto dir = ControlDir::create(config_.runtime_directory, config_.xdg_runtime_dir);
+    if (!dir) {
+        if (config_.tcp_path == proto::TcpPath::Ssh) return std::move(dir).error();
+        spdlog::warn("no directory for ssh control sockets ({}); TCP goes through the agent",
+                     dir.error().to_string());
+        return ok();
+    }
+    control_dir_ = std::move(*dir);
+    forwarder_ = std::make_unique<SshForwarder>(event_, fd_limit(), [this](SshForwarder::Failure f) {
+        if (stopping_ || !router_) return reset_connection(std::move(f.client));
+        router_->on_ssh_failed(std::move(f));
+    });
+    forwarder_->on_capacity([this] {
+        if (!router_ || !router_->may_accept()) return;
+        for (auto& l : listeners_) l->resume();
+    });
+    for (int i = 0; i < config_.ssh_connections; ++i)
+        forwarder_->add_master(control_dir_.socket_path(static_cast<std::size_t>(i)));
+    return ok();
+}
+
+// The session is up: master 0 (the session's ssh) made its control socket before it started
+// the agent, or it never will. The extra connections start now, after any prompt of the first.
+void Tunnel::start_ssh_path() {
+    router_ = std::make_unique<TcpRouter>(event_, *mux_, forwarder_.get(), config_.tcp_path);
+    if (!forwarder_) return;
+    if (!is_socket(control_dir_.socket_path(0))) {
+        const char* why = "ssh made no control socket: not OpenSSH, or -e/ssh_config options "
+                          "turn ControlMaster off";
+        if (config_.tcp_path == proto::TcpPath::Ssh) {
+            spdlog::error("fatal: --tcp-path ssh: {}", why);
+            return stop(kExitFatal);
+        }
+        spdlog::warn("TCP goes through the agent: {}", why);
+        router_->ssh_unavailable(why);
+        forwarder_->set_gone(0);
+        return;
+    }
+    forwarder_->set_up(0);
+    for (std::size_t i = 1; i < forwarder_->master_count(); ++i) {
+        auto session = std::make_unique<SshSession>(
+            event_, [this, i](int status, bool signaled) { on_master_exit(i, status, signaled); });
+        auto argv = ssh_master_argv(config_.ssh_words, config_.remote, control_dir_.socket_path(i));
+        spdlog::debug("ssh connection {}: {}", i, fmt::join(argv, " "));
+        auto stream = session->spawn(argv);
+        if (!stream) {
+            spdlog::warn("ssh connection {}: {}", i, stream.error().to_string());
+            forwarder_->set_gone(i);
+        } else {
+            extra_master_streams_.push_back(std::move(*stream));
+        }
+        extra_masters_.push_back(std::move(session));
+    }
+    if (forwarder_->master_count() > 1) {
+        sd_event_source* timer = nullptr;
+        if (sd_event_add_time_relative(event_, &timer, CLOCK_MONOTONIC, kMasterPoll, 0,
+                                       &Tunnel::on_master_poll, this) >= 0)
+            master_poll_.reset(timer);
+    }
+}
+
+int Tunnel::on_master_poll(sd_event_source* s, uint64_t, void* userdata) noexcept {
+    auto* self = static_cast<Tunnel*>(userdata);
+    bool waiting = false;
+    auto stats = self->forwarder_->stats();
+    for (std::size_t i = 1; i < stats.size(); ++i) {
+        if (stats[i].state != "connecting") continue;
+        if (is_socket(self->control_dir_.socket_path(i))) {
+            self->forwarder_->set_up(i);
+            spdlog::info("ssh connection {} is up", i);
+            for (auto& l : self->listeners_) l->resume();
+        } else {
+            waiting = true;
+        }
+    }
+    if (!waiting) {
+        self->master_poll_.reset();
+        return 0;
+    }
+    // Until each extra connection is up or has exited (its exit marks it gone).
+    uint64_t now = 0;
+    sd_event_now(self->event_, CLOCK_MONOTONIC, &now);
+    sd_event_source_set_time(s, now + kMasterPoll);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+void Tunnel::on_master_exit(std::size_t index, int status, bool signaled) {
+    if (forwarder_) forwarder_->set_gone(index);
+    if (stopping_) return;
+    std::size_t channels = 0;
+    if (forwarder_) channels = forwarder_->stats().at(index).channels;
+    if (signaled)
+        spdlog::warn("ssh connection {} was killed by signal {}; its {} channel(s) end", index,
+                     status - 128, channels);
+    else
+        spdlog::warn("ssh connection {} exited: {}; its {} channel(s) end", index,
+                     explain_remote_exit(status), channels);
+}
+
 void Tunnel::start_listeners(std::vector<std::pair<IpAddress, UniqueFd>> sockets) {
     std::string where;
     for (auto& [ip, fd] : sockets) {
         std::uint16_t port = bound_port(fd.get());
-        auto listener = std::make_unique<TcpListener>(event_, *mux_, ip, port, std::move(fd));
+        auto listener = std::make_unique<TcpListener>(
+            event_, ip, port, std::move(fd),
+            [this](UniqueFd socket, const IpAddress& dst, std::uint16_t dport) {
+                if (!stopping_) router_->route(std::move(socket), dst, dport);
+            },
+            [this] { return router_->may_accept(); });
         if (auto r = listener->start(); !r) {
             spdlog::error("{}", r.error().to_string());
             return stop(kExitFatal);
@@ -324,6 +452,8 @@ void Tunnel::on_ready() {
             }
         }
     }
+    start_ssh_path();
+    if (stopping_) return;
     start_listeners(std::move(sockets));
     if (stopping_) return;
     if (config_.auto_hosts && firewall_) {
@@ -398,6 +528,7 @@ void Tunnel::on_mux_failure(const Error& error) {
 }
 
 void Tunnel::on_ssh_exit(int status, bool signaled) {
+    if (forwarder_) forwarder_->set_gone(0);
     if (!stopping_ && mux_) {
         draining_ = true;
         mux_->drain();
@@ -431,6 +562,12 @@ void Tunnel::stop(int exit_status) {
     // then ssh exits.
     retired_listeners_ = std::move(listeners_);
     listeners_.clear();
+    // Connections handed to ssh end with it: the extra connections now; the session's ssh once
+    // its stdin closes, or now when it holds forwards (it would not exit while they are open).
+    master_poll_.reset();
+    for (auto& m : extra_masters_) m->signal(SIGTERM);
+    if (forwarder_ && forwarder_->channels() + forwarder_->opening() > 0 && ssh_)
+        ssh_->signal(SIGTERM);
     retired_dns_ = std::move(dns_);
     retired_mux_ = std::move(mux_);
     sd_event_source* retire = nullptr;
@@ -452,9 +589,21 @@ TunnelStats Tunnel::stats() const {
               : (mux_ && mux_->ready()) ? TunnelStats::State::Connected
                                         : TunnelStats::State::Connecting;
     if (mux_) {
-        s.channels_open = mux_->channel_count();
+        s.channels_agent = mux_->channel_count();
         s.bytes_in = mux_->bytes_in();
         s.bytes_out = mux_->bytes_out();
+    }
+    if (forwarder_) {
+        s.channels_ssh = forwarder_->channels();
+        s.ssh_connections = forwarder_->stats();
+    }
+    s.channels_open = s.channels_agent + s.channels_ssh;
+    if (router_) {
+        s.tcp_path = router_->describe();
+        s.tcp = router_->stats();
+    } else {
+        s.tcp_path = config_.tcp_path == proto::TcpPath::Agent ? "agent (--tcp-path agent)"
+                                                               : "not yet decided";
     }
     for (const auto& l : listeners_) {
         s.listening.push_back(show(l->address(), l->port()));

@@ -18,8 +18,10 @@
 #include "daemon/firewall_plan.hpp"
 #include "daemon/mux.hpp"
 #include "daemon/options.hpp"
+#include "daemon/ssh_forward.hpp"
 #include "daemon/ssh_session.hpp"
 #include "daemon/tcp_listener.hpp"
+#include "daemon/tcp_router.hpp"
 #include "daemon/tunnel_stats.hpp"
 
 namespace sshuttle::daemon {
@@ -54,12 +56,25 @@ private:
     void on_mux_failure(const Error& error);
     void on_host_list(std::string_view text);
     void on_ssh_exit(int status, bool signaled);
+    // The data path over ssh channels (docs/ARCHITECTURE.md "Data path").
+    Result<void> prepare_masters();
+    void start_ssh_path();
+    void on_master_exit(std::size_t index, int status, bool signaled);
+    static int on_master_poll(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
     static int on_grace_timeout(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
     static int on_retire(sd_event_source* s, void* userdata) noexcept;
 
     sd_event* event_;
     TunnelConfig config_;
     HelperChoice helper_choice_;
+    // ssh ControlMasters: master 0 is the session's ssh (ssh_), the others extra_masters_[i-1].
+    // The router outlives the mux: its channels report to it until the mux is gone.
+    ControlDir control_dir_;
+    std::unique_ptr<SshForwarder> forwarder_;  // null with --tcp-path agent
+    std::unique_ptr<TcpRouter> router_;        // made when the session is ready
+    std::vector<std::unique_ptr<SshSession>> extra_masters_;
+    std::vector<UniqueFd> extra_master_streams_;  // their stdin/stdout, held open, unused
+    EventSourcePtr master_poll_;
     std::unique_ptr<Firewall> firewall_;  // null with --no-firewall
     FirewallInputs firewall_inputs_;      // ports and all; -N's routes are added when they come
     helper::Method method_ = helper::Method::Nft;

@@ -6,12 +6,20 @@
 #include <string>
 #include <vector>
 
+#include "daemon/ssh_forward.hpp"
+#include "daemon/tcp_router.hpp"
+
 namespace sshuttle::daemon {
 
 struct TunnelStats {
     enum class State { Connecting, Connected, Stopping };
     State state = State::Connecting;
-    std::size_t channels_open = 0;
+    std::size_t channels_open = 0;       // TCP channels on both paths, DNS queries in flight
+    std::size_t channels_ssh = 0;        // connections handed to ssh masters, open now
+    std::size_t channels_agent = 0;      // mux channels to the agent (TCP and DNS), open now
+    std::string tcp_path;                // "ssh", "agent (server forbids forwarding)", ...
+    TcpRouter::Stats tcp;                // where connections went
+    std::vector<SshForwarder::MasterStats> ssh_connections;
     std::uint64_t bytes_in = 0;          // bytes of the ssh stream received from the server
     std::uint64_t bytes_out = 0;         // bytes of the ssh stream sent to the server
     std::uint64_t connections = 0;       // redirected TCP connections accepted so far

@@ -258,6 +258,26 @@ const Spec kSpecs[] = {
          return ok();
      }},
     {"no-firewall", 0, false, FLAG(no_firewall, true)},
+    {"tcp-path", 0, true,
+     [](TunnelOptions& o, const std::string& v, const Resolver&,
+        const FileReader&) -> Result<void> {
+         for (TcpPath p : {TcpPath::Auto, TcpPath::Ssh, TcpPath::Agent}) {
+             if (v == tcp_path_name(p)) {
+                 o.tcp_path = p;
+                 return ok();
+             }
+         }
+         return Error(Errc::InvalidArgument,
+                      "invalid choice: '" + v + "' (choose from 'auto', 'ssh', 'agent')");
+     }},
+    {"ssh-connections", 0, true,
+     [](TunnelOptions& o, const std::string& v, const Resolver&,
+        const FileReader&) -> Result<void> {
+         auto n = number(v, 1, kMaxSshConnections);
+         if (!n) return n.error();
+         o.ssh_connections = static_cast<int>(*n);
+         return ok();
+     }},
     {"help", 'h', false, FLAG(help, true)},
 };
 
@@ -320,6 +340,18 @@ const char* method_name(Method method) noexcept {
             return "pf";
         case Method::Ipfw:
             return "ipfw";
+    }
+    return "auto";
+}
+
+const char* tcp_path_name(TcpPath path) noexcept {
+    switch (path) {
+        case TcpPath::Auto:
+            return "auto";
+        case TcpPath::Ssh:
+            return "ssh";
+        case TcpPath::Agent:
+            return "agent";
     }
     return "auto";
 }
@@ -670,6 +702,9 @@ std::vector<std::string> to_args(const TunnelOptions& o) {
     if (!o.name.empty()) add("--name", o.name);
     if (!o.control_socket.empty()) add("--control-socket", o.control_socket);
     if (o.no_firewall) a.push_back("--no-firewall");
+    if (o.tcp_path != d.tcp_path) add("--tcp-path", tcp_path_name(o.tcp_path));
+    if (o.ssh_connections != d.ssh_connections)
+        add("--ssh-connections", std::to_string(o.ssh_connections));
     // Subnets last, after "--": a subnet text never starts with '-', but the marker makes that
     // a non-question.
     if (!o.subnets.empty()) {
@@ -734,6 +769,12 @@ const char* tunnel_options_help() {
            "  --control-socket PATH  the daemon's control socket instead of the default\n"
            "  --no-firewall          install no rules: only carry what is redirected to the\n"
            "                         listeners by someone else (takes no subnets)\n"
+           "  --tcp-path auto|ssh|agent  how TCP travels: in ssh's own channels through a\n"
+           "                         ControlMaster (ssh), in the sshuttle protocol to the\n"
+           "                         agent (agent), or ssh with the agent when the server\n"
+           "                         forbids forwarding (auto, the default)\n"
+           "  --ssh-connections N    ssh connections carrying TCP (1-16, default 1): more\n"
+           "                         cores and windows; each is a login on the server\n"
            "\n"
            "exit status: 0 ok, 1 interrupted, 2 usage error, 5 already running, 99 fatal\n";
 }

@@ -85,6 +85,14 @@ std::vector<Arg> args_file_lines(std::string_view contents, const std::string& p
 enum class Method { Auto, Nft, Nat, Tproxy, Pf, Ipfw };
 const char* method_name(Method method) noexcept;
 
+// --tcp-path: how captured TCP travels. auto: in ssh's own channels through a ControlMaster,
+// the agent when the server forbids that; ssh: only ssh channels; agent: only the agent (the
+// sshuttle 1.x data path).
+enum class TcpPath { Auto, Ssh, Agent };
+const char* tcp_path_name(TcpPath path) noexcept;
+// --ssh-connections: at most this many ssh connections (masters) per tunnel.
+inline constexpr int kMaxSshConnections = 16;
+
 struct ListenItem {
     IpAddress ip;
     std::uint16_t port = 0;         // 0: search from 12300 down
@@ -126,6 +134,8 @@ struct TunnelOptions {
     std::string name;            // --name: the tunnel's name (control socket, status)
     std::string control_socket;  // --control-socket: path instead of the default
     bool no_firewall = false;    // --no-firewall: install no rules; someone else redirects
+    TcpPath tcp_path = TcpPath::Auto;  // --tcp-path
+    int ssh_connections = 1;           // --ssh-connections: ssh masters carrying TCP
     // requests
     bool help = false;
     bool version = false;
