@@ -489,6 +489,22 @@ std::string format_status(const json& s) {
            std::to_string(number_or_zero(s, "connections")) + " connections so far, " +
            format_bytes(number_or_zero(s, "bytes_in")) + " in, " +
            format_bytes(number_or_zero(s, "bytes_out")) + " out";
+    if (s.contains("tcp_path") && s["tcp_path"].is_string()) {
+        out += "\n  TCP through " + s["tcp_path"].get<std::string>();
+        const json ch = s.value("channels", json::object());
+        if (ch.is_object())
+            out += ": " + std::to_string(number_or_zero(ch, "ssh")) + " in ssh channels, " +
+                   std::to_string(number_or_zero(ch, "agent")) + " on the agent";
+    }
+    const json masters = s.value("ssh_connections", json::array());
+    if (masters.is_array() && masters.size() > 1) {
+        out += "\n  ssh connections:";
+        for (const json& m : masters)
+            if (m.is_object())
+                out += " [" + std::to_string(number_or_zero(m, "index")) + "] " +
+                       value_or(m, "state", "?") + " " +
+                       std::to_string(number_or_zero(m, "channels"));
+    }
     return out;
 }
 

@@ -51,8 +51,15 @@ TEST_CASE("status for humans") {
               {"bytes_out", 10},
               {"reconnects", 0},
               {"helper", "the sshuttle-helper service"},
-              {"firewall_reapplied", 1}};
+              {"firewall_reapplied", 1},
+              {"tcp_path", "ssh"},
+              {"channels", {{"ssh", 2}, {"agent", 0}}},
+              {"ssh_connections",
+               {{{"index", 0}, {"state", "up"}, {"channels", 1}},
+                {{"index", 1}, {"state", "gone"}, {"channels", 0}}}}};
     std::string text = format_status(s);
+    CHECK(text.find("TCP through ssh: 2 in ssh channels, 0 on the agent") != std::string::npos);
+    CHECK(text.find("ssh connections: [0] up 1 [1] gone 0") != std::string::npos);
     CHECK(text.find("rules by the sshuttle-helper service, re-applied 1x after it was lost") !=
           std::string::npos);
     CHECK(text.find("corp: connected to me@gw (pid 42)") == 0);

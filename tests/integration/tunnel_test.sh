@@ -101,7 +101,8 @@ trap 'exit 130' INT TERM
 show_log() {
   [[ -n "$daemon_log" && -f "$daemon_log" ]] || return 0
   echo "---- last lines of $daemon_log (without the per-channel debug lines)"
-  grep -v 'debug: channel [0-9]*: connect to' "$daemon_log" | tail -n 40 | sed 's/^/  | /'
+  grep -v -e 'debug: channel [0-9]*: connect to' -e 'debug: ssh connection [0-9]*: forward to' \
+    "$daemon_log" | tail -n 40 | sed 's/^/  | /'
   echo "----"
 }
 
@@ -133,7 +134,32 @@ UPLOAD_SHA=$(sha256sum "$UPLOAD_FILE" | cut -d' ' -f1)
 
 ECHO_PORT=$LAB_ECHO_PORT  # the lab's own echo (tests/lab/tcp_echo.py)
 
+# Servers of stream shapes on the target (stream_checks.py), and a second sshd that forbids
+# forwarding. Their command lines name $LAB_DIR: lab_down stops them with the lab's own.
+STREAMS="$TOP/tests/integration/stream_checks.py"
+CLOSE_PORT=9101
+SHUTWR_PORT=9102
+CLOSE_KIB=20480
+close_path=$(lab_www_file close.bin "$CLOSE_KIB")
+CLOSE_SHA=$(lab_exec target sha256sum "$LAB_WWW_DIR${close_path}" | cut -d' ' -f1)
+SHUTWR_LOG="$LAB_LOG_DIR/shutwr-target.log"
+_lab_start closeserver "$LAB_NS_TARGET" "$PY" "$STREAMS" serve-close "$LAB_TARGET_IP4" \
+  "$CLOSE_PORT" "$LAB_WWW_DIR${close_path}"
+_lab_start shutwrserver "$LAB_NS_TARGET" "$PY" "$STREAMS" serve-shutwr "$LAB_TARGET_IP4" \
+  "$SHUTWR_PORT" "$SHUTWR_LOG"
+_lab_wait_listen closeserver "$LAB_NS_TARGET" tcp "$CLOSE_PORT"
+_lab_wait_listen shutwrserver "$LAB_NS_TARGET" tcp "$SHUTWR_PORT"
+NOFWD_PORT=2222
+sed -e "s/^Port .*/Port $NOFWD_PORT/" -e "s#^PidFile .*#PidFile $LAB_DIR/ssh/sshd-nofwd.pid#" \
+  "$LAB_SSHD_CONFIG" >"$LAB_DIR/ssh/sshd_config_nofwd"
+echo "AllowTcpForwarding no" >>"$LAB_DIR/ssh/sshd_config_nofwd"
+_lab_start sshd-nofwd "$LAB_NS_SERVER" /usr/sbin/sshd -D -f "$LAB_DIR/ssh/sshd_config_nofwd" \
+  -E "$LAB_LOG_DIR/sshd-nofwd.log"
+_lab_wait_listen sshd-nofwd "$LAB_NS_SERVER" tcp "$NOFWD_PORT" 2
+
 TUNNEL_NAME=tt  # sshuttled --name: the helper's table is inet sshuttle_tt
+install -d -m 0700 "$LAB_DIR/ctl"
+CTL_SOCK="$LAB_DIR/ctl/$TUNNEL_NAME.sock"
 
 # The sshuttle rules in the client namespace, one line each: nft tables, iptables chains and
 # the tproxy policy-routing rule. Empty when there are none.
@@ -159,7 +185,8 @@ start_daemon() {
   shift
   daemon_log="$LAB_DIR/logs/sshuttled-$label.log"
   ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" -v --name "$TUNNEL_NAME" -r "$LAB_SSH_HOST" \
-    -e "ssh -F $LAB_SSH_CONFIG" -l "127.0.0.1:$LISTEN_PORT" "$@" >"$daemon_log" 2>&1 &
+    -e "ssh -F $LAB_SSH_CONFIG" -l "127.0.0.1:$LISTEN_PORT" --control-socket "$CTL_SOCK" \
+    "$@" >"$daemon_log" 2>&1 &
   daemon_pid=$!  # ip netns exec execs sshuttled: this is its PID
   for _ in $(seq 150); do  # 15 s
     grep -q "Connected to server" "$daemon_log" && { started=1; break; }
@@ -170,6 +197,73 @@ start_daemon() {
   fail "$label/start" "no 'Connected to server' within 15 s"
   stop_daemon_hard
   return 1
+}
+
+# status_get EXPR: the daemon's Status over its control socket, EXPR a Python expression over
+# `s` (the parameters), e.g. 's["tcp_path"]'. Prints "?" when the socket does not answer.
+status_get() {
+  "$PY" - "$CTL_SOCK" "$1" <<'PY' 2>/dev/null || echo "?"
+import json, socket, sys
+c = socket.socket(socket.AF_UNIX)
+c.settimeout(3)
+c.connect(sys.argv[1])
+c.sendall(json.dumps({"method": "io.sshuttle.Tunnel.Status"}).encode() + b"\0")
+d = b""
+while not d.endswith(b"\0"):
+    b = c.recv(65536)
+    if not b:
+        break
+    d += b
+s = json.loads(d[:-1])["parameters"]
+print(eval(sys.argv[2], {"s": s}))
+PY
+}
+
+# check_path LABEL PREFIX: status says TCP goes the way PREFIX says ("ssh", "agent (...").
+check_path() {
+  local label=$1 want=$2 got counts
+  got=$(status_get 's["tcp_path"]')
+  counts=$(status_get '"ssh %d agent %d retried %d" % (s["tcp_connections"]["ssh"], s["tcp_connections"]["agent"], s["tcp_connections"]["retried_on_agent"])')
+  if [[ "$got" == "$want"* ]]; then
+    pass "$label/tcp-path ($got; $counts)"
+  else
+    fail "$label/tcp-path" "status says '$got' ($counts), want '$want...'"
+  fi
+}
+
+# check_stream_shapes LABEL PATH: a close-delimited download (the target sends and closes, the
+# client never shuts down its side) arrives whole with EOF. And a target that shuts down only
+# its write side while it still reads: the client gets the hello, then EOF at once. On the
+# agent path the connection stays half-open (TCP_EOF is carried as such) and the 1 MiB the
+# client sends afterwards reaches the target whole. On the ssh path the master treats a
+# forward like `ssh -W`: on the remote's EOF it drains and closes the whole socket, so the
+# client's later send fails and the target reads EOF (docs/ARCHITECTURE.md, "Data path").
+check_stream_shapes() {
+  local label=$1 path=$2 out before after want want_log
+  out=$(lab_exec client timeout 60 "$PY" "$STREAMS" read-close "$LAB_TARGET_IP4" "$CLOSE_PORT" 2>&1) || true
+  if [[ "$out" == "$CLOSE_SHA $((CLOSE_KIB * 1024))" ]]; then
+    pass "$label/close-delimited-download"
+  else
+    fail "$label/close-delimited-download" "got '${out:0:200}', want $CLOSE_SHA $((CLOSE_KIB * 1024))"
+  fi
+  if [[ "$path" == ssh* ]]; then
+    want="hello eof=yes send-failed=*" want_log="got 0"
+  else
+    want="hello eof=yes sent=1048576 end=eof" want_log="got 1048576"
+  fi
+  before=$(grep -c . "$SHUTWR_LOG" 2>/dev/null) || before=0
+  out=$(lab_exec client timeout 30 "$PY" "$STREAMS" shutwr "$LAB_TARGET_IP4" "$SHUTWR_PORT" 2>&1) || true
+  for _ in $(seq 50); do
+    after=$(grep -c . "$SHUTWR_LOG" 2>/dev/null) || after=0
+    ((after > before)) && break
+    sleep 0.1
+  done
+  # shellcheck disable=SC2053  # $want is a pattern
+  if [[ "$out" == $want ]] && [[ "$(tail -n 1 "$SHUTWR_LOG" 2>/dev/null)" == "$want_log" ]]; then
+    pass "$label/target-half-close ($out; target: $want_log)"
+  else
+    fail "$label/target-half-close" "client said '${out:0:200}' (want '$want'), target logged '$(tail -n 1 "$SHUTWR_LOG" 2>/dev/null)' (want '$want_log')"
+  fi
 }
 
 check_http() {
@@ -286,11 +380,12 @@ print(h.hexdigest(), n)
 # ---------------------------------------------------------------------------------------------
 # One run: start sshuttled, run the checks, stop it.
 
-# run_checks LABEL WAVE [extra sshuttled args...]: WAVE is the number of echo connections open
-# at once (CONCURRENT for all at once); refused connections must be reset when LABEL is A.
+# run_checks LABEL WAVE PATH [extra sshuttled args...]: WAVE is the number of echo connections
+# open at once (CONCURRENT for all at once); PATH the tcp_path status must show (a prefix);
+# refused connections must be reset when LABEL starts with A (our agent).
 run_checks() {
-  local label=$1 wave=$2
-  shift 2
+  local label=$1 wave=$2 path=$3
+  shift 3
   local t0 t1 out rc got
   echo "== run $label"
   start_daemon "$label" --ns-hosts "$LAB_TARGET_IP4" --to-ns "$LAB_TARGET_IP4" \
@@ -336,10 +431,10 @@ run_checks() {
     >/dev/null 2>&1 || rc=$?
   t1=$(date +%s%N)
   local ms=$(((t1 - t0) / 1000000))
-  if ((rc != 0 && ms < 5000)) && [[ "$label" != A || "$rc" == 56 || "$rc" == 7 ]]; then
+  if ((rc != 0 && ms < 5000)) && [[ "$label" != A* || "$rc" == 56 || "$rc" == 7 ]]; then
     pass "$label/refused-port (curl exit $rc after ${ms} ms)"
   else
-    fail "$label/refused-port" "curl exit $rc after ${ms} ms (want $([[ "$label" == A ]] &&
+    fail "$label/refused-port" "curl exit $rc after ${ms} ms (want $([[ "$label" == A* ]] &&
       echo '56 or 7' || echo non-zero) within 5000 ms)"
   fi
   check_http "$label/http-after-refused"
@@ -359,6 +454,10 @@ run_checks() {
 
   # 7. DNS through the tunnel, answered by the lab's resolver on the target.
   check_dns "$label/dns"
+
+  # 7b. Streams that end in the ways a tunnel can get wrong; then the path TCP took.
+  check_stream_shapes "$label" "$path"
+  check_path "$label" "$path"
 
   # 8. Run A: the helper dies (SIGKILL). Its nft table dies with it; sshuttled must notice,
   # start a fresh helper and apply the same rules again, and the tunnel must carry traffic.
@@ -426,15 +525,33 @@ run_method() {
   fi
 }
 
+# A: our agent, TCP in ssh's channels (the default path). A-agent: the same through the agent.
 failed_before=$FAILS
-run_checks A "$CONCURRENT"
+run_checks A "$CONCURRENT" ssh
+((FAILS == failed_before)) || show_log
+failed_before=$FAILS
+run_checks A-agent "$CONCURRENT" "agent (--tcp-path agent)" --tcp-path agent
+((FAILS == failed_before)) || show_log
+
+# F: a server that forbids forwarding (a second sshd, AllowTcpForwarding no): the first
+# connection fails on ssh, goes through the agent, and the tunnel says why and stays there.
+# The user sees no failed connection: every check of a run passes.
+failed_before=$FAILS
+run_checks F "$CONCURRENT" "agent (server forbids forwarding)" -r "$LAB_SSH_HOST:$NOFWD_PORT" \
+  -e "ssh -F $LAB_SSH_CONFIG -o HostKeyAlias=$LAB_SERVER_IP4"
+if grep -q "the server refuses TCP forwarding through ssh" "$daemon_log" &&
+  (($(grep -c "refuses TCP forwarding" "$daemon_log") == 1)); then
+  pass "F/said-once-why"
+else
+  fail "F/said-once-why" "want one 'the server refuses TCP forwarding' line in $daemon_log"
+fi
 ((FAILS == failed_before)) || show_log
 
 if ((STOCK_SERVER_OK)); then
   # The stock server's DNS goes to the lab's resolver explicitly (to_nameserver), never
   # to a resolver outside the lab.
   failed_before=$FAILS
-  run_checks B "$STOCK_WAVE" --server-cmd "$PY -c 'import sshuttle.server as s; s.main(True, 32768, False, \"$LAB_TARGET_IP4@53\", False)'"
+  run_checks B "$STOCK_WAVE" ssh --server-cmd "$PY -c 'import sshuttle.server as s; s.main(True, 32768, False, \"$LAB_TARGET_IP4@53\", False)'"
   ((FAILS == failed_before)) || show_log
 else
   echo "SKIP B: Debian's sshuttle package (python3-sshuttle server) is not installed"
@@ -521,7 +638,9 @@ run_ipv6() {
     "$LAB_TARGET_NET4" "$LAB_TARGET_NET6" || return 0
   pass "$label/start"
   check_rules "$label/rules-applied" "inet sshuttle_$TUNNEL_NAME"
-  if lab_exec client nft list table inet "sshuttle_$TUNNEL_NAME" | grep -q "ip6 daddr $LAB_TARGET_NET6"; then
+  local table
+  table=$(lab_exec client nft list table inet "sshuttle_$TUNNEL_NAME" 2>&1) || true
+  if grep -q "ip6 daddr $LAB_TARGET_NET6" <<<"$table"; then
     pass "$label/ip6-rule"
   else
     fail "$label/ip6-rule" "no ip6 daddr $LAB_TARGET_NET6 rule in the table"
@@ -540,6 +659,64 @@ run_ipv6() {
 }
 failed_before=$FAILS
 run_ipv6
+((FAILS == failed_before)) || show_log
+
+# --ssh-connections 3: 30 connections spread 10/10/10 over three masters; killing one master
+# ends its 10 and no other, the tunnel says so and keeps serving new connections.
+run_multi() {
+  local label=multi flag="$LAB_DIR/hold.flag" out="$LAB_DIR/hold.out" hold_pid m1 per ups
+  echo "== run $label"
+  start_daemon "$label" --ssh-connections 3 "$LAB_TARGET_NET4" || return 0
+  pass "$label/start"
+  for _ in $(seq 100); do
+    ups=$(status_get '" ".join(m["state"] for m in s["ssh_connections"])')
+    [[ "$ups" == "up up up" ]] && break
+    sleep 0.1
+  done
+  [[ "$ups" == "up up up" ]] && pass "$label/three-up" || fail "$label/three-up" "masters: $ups"
+  rm -f "$flag"
+  lab_exec client "$PY" "$STREAMS" hold "$LAB_TARGET_IP4" "$ECHO_PORT" 30 "$flag" 60 >"$out" 2>&1 &
+  hold_pid=$!
+  for _ in $(seq 200); do grep -q "^held" "$out" && break; sleep 0.1; done
+  per=$(status_get '" ".join(str(m["channels"]) for m in s["ssh_connections"])')
+  if grep -qx "held 30" "$out" && [[ "$per" == "10 10 10" ]]; then
+    pass "$label/spread-10-10-10"
+  else
+    fail "$label/spread-10-10-10" "holder said '$(head -c 200 "$out")', channels per master '$per'"
+  fi
+  # Master 1 is the ssh child of sshuttled whose ControlPath ends in /m1.
+  m1=$(ps -o pid=,args= --ppid "$daemon_pid" | awk '/ControlPath=[^ ]*\/m1 / { print $1; exit }')
+  if [[ -n "$m1" ]]; then
+    kill -KILL "$m1"
+    for _ in $(seq 50); do
+      per=$(status_get '" ".join(m["state"] + ":" + str(m["channels"]) for m in s["ssh_connections"])')
+      [[ "$per" == "up:10 gone:0 up:10" ]] && break
+      sleep 0.1
+    done
+    if [[ "$per" == "up:10 gone:0 up:10" ]] && grep -q "ssh connection 1 was killed by signal 9" "$daemon_log"; then
+      pass "$label/master-killed-reported ($per)"
+    else
+      fail "$label/master-killed-reported" "status '$per'; log: $(grep 'ssh connection 1' "$daemon_log" | tail -n 2)"
+    fi
+  else
+    fail "$label/master-killed-reported" "no ssh child with ControlPath .../m1"
+  fi
+  touch "$flag"
+  wait "$hold_pid" 2>/dev/null || true
+  if grep -qx "alive 20 dead 10" "$out"; then
+    pass "$label/only-its-channels-ended"
+  else
+    fail "$label/only-its-channels-ended" "holder said '$(tail -n 1 "$out")', want 'alive 20 dead 10'"
+  fi
+  check_http "$label/http-after-master-killed"
+  check_path "$label" ssh
+  kill -TERM "$daemon_pid"
+  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+  stop_daemon_hard
+  check_no_rules "$label/no-rules-after-stop"
+}
+failed_before=$FAILS
+run_multi
 ((FAILS == failed_before)) || show_log
 
 # tproxy runs without DNS: sshuttled refuses --ns-hosts with tproxy (see check_supported).
