@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/tcp_diag.hpp"
 #include "proto/bytes.hpp"
 #include "proto/ssh_mux.hpp"
 
@@ -146,6 +148,8 @@ struct SshForwarder::Forward {
     UniqueFd client;  // our copy until the reply
     IpAddress ip;
     std::uint16_t port = 0;
+    std::uint64_t cookie = 0;  // SO_COOKIE of the client socket, for its byte counters
+    TcpCounters last;          // as of the last sample
     EventSourcePtr io;     // declared after the descriptors: disabled before they close
     EventSourcePtr timer;
     mux::ReplyReader reader;
@@ -221,9 +225,29 @@ std::vector<SshForwarder::MasterStats> SshForwarder::stats() const {
         const char* state = m.state == Master::State::Up     ? "up"
                             : m.state == Master::State::Gone ? "gone"
                                                              : "connecting";
-        out.push_back({state, m.channels, m.opening, m.opened, m.failed});
+        out.push_back({state, m.channels, m.opening, m.opened, m.failed, m.closed_in,
+                       m.closed_out});
+    }
+    for (const auto& [key, f] : forwards_) {
+        if (f->state != ForwardState::Open) continue;
+        out[f->master].bytes_in += f->last.acked;
+        out[f->master].bytes_out += f->last.received;
     }
     return out;
+}
+
+Result<void> SshForwarder::sample_bytes() {
+    std::unordered_set<std::uint64_t> wanted;
+    for (const auto& [key, f] : forwards_)
+        if (f->state == ForwardState::Open && f->cookie != 0) wanted.insert(f->cookie);
+    if (wanted.empty()) return ok();
+    auto counters = read_tcp_counters(wanted);
+    if (!counters) return std::move(counters).error();
+    for (auto& [key, f] : forwards_) {
+        auto it = counters->find(f->cookie);
+        if (it != counters->end()) f->last = it->second;
+    }
+    return ok();
 }
 
 Result<UniqueFd> SshForwarder::send_request(const Master& master, int client, const IpAddress& ip,
@@ -274,6 +298,7 @@ void SshForwarder::forward(std::size_t index, UniqueFd client, const IpAddress& 
     f->client = std::move(client);
     f->ip = ip;
     f->port = port;
+    f->cookie = socket_cookie(f->client.get());
     sd_event_source* io = nullptr;
     int r = sd_event_add_io(event_, &io, f->control.get(), EPOLLIN | EPOLLRDHUP,
                             &SshForwarder::on_io, f.get());
@@ -388,6 +413,8 @@ void SshForwarder::apply(Forward& f, ForwardEvent event, Error why) {
         }
         case ForwardState::Closed:
             if (was == ForwardState::Open) --m.channels;
+            m.closed_in += f.last.acked;
+            m.closed_out += f.last.received;
             finish(f);
             return;
         case ForwardState::Requested:

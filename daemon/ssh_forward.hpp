@@ -105,6 +105,8 @@ public:
         std::size_t opening = 0;     // requests in flight
         std::uint64_t opened = 0;    // forwards ever opened
         std::uint64_t failed = 0;    // opens refused, broken or timed out
+        std::uint64_t bytes_in = 0;  // to the applications, as of the last sample_bytes()
+        std::uint64_t bytes_out = 0; // from the applications
     };
 
     // fd_limit: the descriptor limit masters inherit (our RLIMIT_NOFILE).
@@ -138,6 +140,11 @@ public:
     // on_failed from inside this call.
     void forward(std::size_t index, UniqueFd client, const IpAddress& ip, std::uint16_t port);
 
+    // Reads the byte counters of the open forwards' sockets from the kernel (tcp_diag.hpp).
+    // A forward's bytes count up to its last sample: what moves after it in a connection that
+    // then ends is not seen (the socket is gone, and TIME_WAIT keeps no counters).
+    [[nodiscard]] Result<void> sample_bytes();
+
     std::size_t channels() const noexcept;     // open forwards, all masters
     std::size_t opening() const noexcept;      // requests in flight, all masters
     std::vector<MasterStats> stats() const;
@@ -150,6 +157,8 @@ private:
         std::size_t opening = 0;
         std::uint64_t opened = 0;
         std::uint64_t failed = 0;
+        std::uint64_t closed_in = 0;   // bytes of forwards that ended (last samples)
+        std::uint64_t closed_out = 0;
     };
     struct Forward;
     static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;

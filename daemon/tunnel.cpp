@@ -27,6 +27,12 @@ namespace {
 constexpr std::uint64_t kGracePeriod = 3'000'000;
 // Microseconds between looks for the control sockets of extra ssh connections.
 constexpr std::uint64_t kMasterPoll = 100'000;
+// Microseconds between samples of the ssh path's byte counters (tcp_diag.hpp): often while few
+// connections are open (a short transfer is then still seen), each second with many (one sample
+// reads every TCP socket of the namespace).
+constexpr std::uint64_t kBytesSampleFast = 200'000;
+constexpr std::uint64_t kBytesSample = 1'000'000;
+constexpr std::size_t kFastSampleChannels = 64;
 
 bool is_socket(const std::string& path) {
     struct stat st {};
@@ -337,6 +343,12 @@ void Tunnel::start_ssh_path() {
         return;
     }
     forwarder_->set_up(0);
+    sd_event_source* sampler = nullptr;
+    if (sd_event_add_time_relative(event_, &sampler, CLOCK_MONOTONIC, kBytesSampleFast, 0,
+                                   &Tunnel::on_bytes_sample, this) >= 0) {
+        bytes_timer_.reset(sampler);
+        sd_event_source_set_enabled(sampler, SD_EVENT_ON);  // repeats: re-armed in the handler
+    }
     for (std::size_t i = 1; i < forwarder_->master_count(); ++i) {
         auto session = std::make_unique<SshSession>(
             event_, [this, i](int status, bool signaled) { on_master_exit(i, status, signaled); });
@@ -382,6 +394,21 @@ int Tunnel::on_master_poll(sd_event_source* s, uint64_t, void* userdata) noexcep
     sd_event_now(self->event_, CLOCK_MONOTONIC, &now);
     sd_event_source_set_time(s, now + kMasterPoll);
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+int Tunnel::on_bytes_sample(sd_event_source* s, uint64_t usec, void* userdata) noexcept {
+    auto* self = static_cast<Tunnel*>(userdata);
+    if (self->forwarder_ && self->forwarder_->channels() > 0) {
+        if (auto r = self->forwarder_->sample_bytes(); !r) {
+            spdlog::warn("byte counters of the ssh path: {}; not sampled any more",
+                         r.error().to_string());
+            self->bytes_timer_.reset();
+            return 0;
+        }
+    }
+    bool few = !self->forwarder_ || self->forwarder_->channels() <= kFastSampleChannels;
+    sd_event_source_set_time(s, usec + (few ? kBytesSampleFast : kBytesSample));
     return 0;
 }
 
@@ -565,6 +592,7 @@ void Tunnel::stop(int exit_status) {
     // Connections handed to ssh end with it: the extra connections now; the session's ssh once
     // its stdin closes, or now when it holds forwards (it would not exit while they are open).
     master_poll_.reset();
+    bytes_timer_.reset();
     for (auto& m : extra_masters_) m->signal(SIGTERM);
     if (forwarder_ && forwarder_->channels() + forwarder_->opening() > 0 && ssh_)
         ssh_->signal(SIGTERM);
@@ -596,6 +624,10 @@ TunnelStats Tunnel::stats() const {
     if (forwarder_) {
         s.channels_ssh = forwarder_->channels();
         s.ssh_connections = forwarder_->stats();
+        for (const auto& m : s.ssh_connections) {
+            s.ssh_bytes_in += m.bytes_in;
+            s.ssh_bytes_out += m.bytes_out;
+        }
     }
     s.channels_open = s.channels_agent + s.channels_ssh;
     if (router_) {

@@ -61,6 +61,7 @@ private:
     void start_ssh_path();
     void on_master_exit(std::size_t index, int status, bool signaled);
     static int on_master_poll(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
+    static int on_bytes_sample(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
     static int on_grace_timeout(sd_event_source* s, uint64_t usec, void* userdata) noexcept;
     static int on_retire(sd_event_source* s, void* userdata) noexcept;
 
@@ -75,6 +76,7 @@ private:
     std::vector<std::unique_ptr<SshSession>> extra_masters_;
     std::vector<UniqueFd> extra_master_streams_;  // their stdin/stdout, held open, unused
     EventSourcePtr master_poll_;
+    EventSourcePtr bytes_timer_;  // samples the ssh path's byte counters each second
     std::unique_ptr<Firewall> firewall_;  // null with --no-firewall
     FirewallInputs firewall_inputs_;      // ports and all; -N's routes are added when they come
     helper::Method method_ = helper::Method::Nft;

@@ -20,8 +20,10 @@ struct TunnelStats {
     std::string tcp_path;                // "ssh", "agent (server forbids forwarding)", ...
     TcpRouter::Stats tcp;                // where connections went
     std::vector<SshForwarder::MasterStats> ssh_connections;
-    std::uint64_t bytes_in = 0;          // bytes of the ssh stream received from the server
-    std::uint64_t bytes_out = 0;         // bytes of the ssh stream sent to the server
+    std::uint64_t bytes_in = 0;          // bytes of the agent's stream received from the server
+    std::uint64_t bytes_out = 0;         // bytes of the agent's stream sent to the server
+    std::uint64_t ssh_bytes_in = 0;      // ssh path: bytes to the applications (sampled)
+    std::uint64_t ssh_bytes_out = 0;     // ssh path: bytes from the applications (sampled)
     std::uint64_t connections = 0;       // redirected TCP connections accepted so far
     unsigned reconnects = 0;             // ssh sessions restarted (0 until reconnect exists)
     std::vector<std::string> listening;  // "127.0.0.1:12300", "[::1]:12300"

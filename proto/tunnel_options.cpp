@@ -606,6 +606,10 @@ Result<void> check_usage(const TunnelOptions& o) {
         return Error(Errc::InvalidArgument, "--seed-hosts is for -H/--auto-hosts; add -H");
     if (!o.server_cmd.empty() && !o.python.empty())
         return Error(Errc::InvalidArgument, "--python and --server-cmd exclude each other");
+    if (o.ssh_connections > 1 && o.tcp_path == TcpPath::Agent)
+        return Error(Errc::InvalidArgument,
+                     "--ssh-connections carries TCP in ssh channels, which --tcp-path agent "
+                     "does without");
     return ok();
 }
 

@@ -229,6 +229,10 @@ TEST_CASE("to_args is canonical: parsing it gives the same options") {
                     "n",
                     "--control-socket",
                     "/run/s.sock",
+                    "--tcp-path",
+                    "ssh",
+                    "--ssh-connections",
+                    "3",
                     "-N",
                     "-H",
                     "10.0.0.0/8",
@@ -244,6 +248,33 @@ TEST_CASE("to_args is canonical: parsing it gives the same options") {
     CHECK(again->verbose == 2);
     CHECK(again->tmark == "0x2");
     CHECK(again->to_ns->to_string() == "10.0.0.53:0");
+    CHECK(again->tcp_path == TcpPath::Ssh);
+    CHECK(again->ssh_connections == 3);
+}
+
+TEST_CASE("--tcp-path and --ssh-connections: defaults, choices, limits") {
+    auto d = parse({"-r", "h", "10.0.0.0/8"});
+    REQUIRE(d);
+    CHECK(d->tcp_path == TcpPath::Auto);
+    CHECK(d->ssh_connections == 1);
+    CHECK(to_args(*d) == std::vector<std::string>{"--remote=h", "--", "10.0.0.0/8"});
+    auto a = parse({"-r", "h", "--tcp-path=agent", "10.0.0.0/8"});
+    REQUIRE(a);
+    CHECK(a->tcp_path == TcpPath::Agent);
+    CHECK(check_usage(*a));
+    auto bad = parse({"-r", "h", "--tcp-path", "tcp"});
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("invalid choice: 'tcp' (choose from 'auto', 'ssh', 'agent')") !=
+          std::string::npos);
+    for (const char* n : {"0", "17", "x"}) {
+        CAPTURE(n);
+        CHECK_FALSE(parse({"-r", "h", "--ssh-connections", n}));
+    }
+    auto both = parse({"-r", "h", "--tcp-path", "agent", "--ssh-connections", "2", "10.0.0.0/8"});
+    REQUIRE(both);
+    auto usage = check_usage(*both);
+    REQUIRE_FALSE(usage);
+    CHECK(usage.error().message.find("--ssh-connections") != std::string::npos);
 }
 
 TEST_CASE("check_usage: a subnet, -s or -N is required unless --no-firewall") {

@@ -684,6 +684,16 @@ run_multi() {
   else
     fail "$label/spread-10-10-10" "holder said '$(head -c 200 "$out")', channels per master '$per'"
   fi
+  # The bytes of held connections are read from the kernel (sock_diag) within a second: each
+  # of the 30 sent and got back "hold N\n" (7 or 8 bytes), 230 bytes each way.
+  local bytes=""
+  for _ in $(seq 30); do
+    bytes=$(status_get '"%d %d" % (s["bytes"]["ssh_in"], s["bytes"]["ssh_out"])')
+    [[ "$bytes" == "230 230" ]] && break
+    sleep 0.1
+  done
+  [[ "$bytes" == "230 230" ]] && pass "$label/bytes-from-kernel (in/out $bytes)" ||
+    fail "$label/bytes-from-kernel" "status bytes.ssh_in/ssh_out '$bytes', want '230 230'"
   # Master 1 is the ssh child of sshuttled whose ControlPath ends in /m1.
   m1=$(ps -o pid=,args= --ppid "$daemon_pid" | awk '/ControlPath=[^ ]*\/m1 / { print $1; exit }')
   if [[ -n "$m1" ]]; then
