@@ -68,6 +68,9 @@ STOCK_SERVER_OK=1
 [[ -f /usr/lib/python3/dist-packages/sshuttle/server.py ]] || STOCK_SERVER_OK=0
 
 FAILS=0
+# TUNNEL_TEST_ONLY="A multi paths": run only these runs (labels: A A-agent F B errors auto-hosts
+# ipv6 multi paths method-nat method-tproxy); all of them when unset.
+want() { [[ -z "${TUNNEL_TEST_ONLY:-}" || " $TUNNEL_TEST_ONLY " == *" $1 "* ]]; }
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; FAILS=$((FAILS + 1)); }
 
@@ -386,6 +389,7 @@ print(h.hexdigest(), n)
 run_checks() {
   local label=$1 wave=$2 path=$3
   shift 3
+  want "$label" || return 0
   local t0 t1 out rc got
   echo "== run $label"
   start_daemon "$label" --ns-hosts "$LAB_TARGET_IP4" --to-ns "$LAB_TARGET_IP4" \
@@ -496,6 +500,7 @@ run_checks() {
 # SIGKILL of sshuttled: the helper removes everything by itself.
 run_method() {
   local method=$1 pattern=$2 dns=$3 label="method-$1" helper_pid
+  want "$label" || return 0
   local dns_args=()
   ((dns)) && dns_args=(--ns-hosts "$LAB_TARGET_IP4" --to-ns "$LAB_TARGET_IP4")
   echo "== run $label"
@@ -539,7 +544,9 @@ run_checks A-agent "$CONCURRENT" "agent (--tcp-path agent)" --tcp-path agent
 failed_before=$FAILS
 run_checks F "$CONCURRENT" "agent (server forbids forwarding)" -r "$LAB_SSH_HOST:$NOFWD_PORT" \
   -e "ssh -F $LAB_SSH_CONFIG -o HostKeyAlias=$LAB_SERVER_IP4"
-if grep -q "the server refuses TCP forwarding through ssh" "$daemon_log" &&
+if ! want F; then
+  :
+elif grep -q "the server refuses TCP forwarding through ssh" "$daemon_log" &&
   (($(grep -c "refuses TCP forwarding" "$daemon_log") == 1)); then
   pass "F/said-once-why"
 else
@@ -562,6 +569,7 @@ fi
 run_error() {
   local name=$1 expected=$2 rc=0 out
   shift 2
+  want errors || return 0
   out=$(timeout 20 ip netns exec "$LAB_NS_CLIENT" "$SSHUTTLED" --name "$TUNNEL_NAME" \
     -r "$LAB_SSH_HOST" -l "127.0.0.1:$LISTEN_PORT" "$@" "$LAB_TARGET_NET4" 2>&1) || rc=$?
   if [[ $rc == 99 && "$out" == *"$expected"* && -z "$(sshuttle_rules)" ]]; then
@@ -571,7 +579,7 @@ run_error() {
   fi
 }
 
-echo "== start failures, each explained in one line"
+! want errors || echo "== start failures, each explained in one line"
 run_error "error/no-python" "check --python" -e "ssh -F $LAB_SSH_CONFIG" --python /nonexistent/python3
 run_error "error/ssh-failed" "ssh failed (exit 255)" -e "ssh -F $LAB_SSH_CONFIG -p 1"
 run_error "error/not-sshuttle" 'not-sshuttle\n' -e "ssh -F $LAB_SSH_CONFIG" \
@@ -582,6 +590,7 @@ run_error "error/not-sshuttle" 'not-sshuttle\n' -e "ssh -F $LAB_SSH_CONFIG" \
 # private mount namespace; the machine's own /etc/hosts must not change at all.
 run_auto_hosts() {
   local label=auto-hosts hosts="$LAB_DIR/hosts" before after started=0
+  want auto-hosts || return 0
   echo "== run $label"
   printf '127.0.0.1 localhost\n' >"$hosts"
   before=$(sha256sum /etc/hosts)
@@ -633,6 +642,7 @@ run_auto_hosts
 # SO_ORIGINAL_DST on the IPv6 socket (IP6T_SO_ORIGINAL_DST) and TCP_CONNECT carries family 10.
 run_ipv6() {
   local label=ipv6 body
+  want ipv6 || return 0
   echo "== run $label"
   start_daemon "$label" -l "127.0.0.1:$LISTEN_PORT,[::1]:$LISTEN_PORT" \
     "$LAB_TARGET_NET4" "$LAB_TARGET_NET6" || return 0
@@ -665,6 +675,7 @@ run_ipv6
 # ends its 10 and no other, the tunnel says so and keeps serving new connections.
 run_multi() {
   local label=multi flag="$LAB_DIR/hold.flag" out="$LAB_DIR/hold.out" hold_pid m1 per ups
+  want multi || return 0
   echo "== run $label"
   start_daemon "$label" --ssh-connections 3 "$LAB_TARGET_NET4" || return 0
   pass "$label/start"
@@ -727,6 +738,46 @@ run_multi() {
 }
 failed_before=$FAILS
 run_multi
+((FAILS == failed_before)) || show_log
+
+# An ssh that makes no control socket (here: the user's -e turns ControlMaster off, and options
+# in -e win): TCP goes through the agent, said once. And --tcp-path ssh: a refused port is a
+# reset, never a retry through the agent.
+run_paths() {
+  local label=nomux rc
+  want paths || return 0
+  echo "== run $label"
+  start_daemon "$label" -e "ssh -F $LAB_SSH_CONFIG -o ControlMaster=no" "$LAB_TARGET_NET4" || return 0
+  check_http "$label/http"
+  check_path "$label" "agent (ssh made no control socket"
+  if (($(grep -c "TCP goes through the agent: ssh made no control socket" "$daemon_log") == 1)); then
+    pass "$label/said-once"
+  else
+    fail "$label/said-once" "want one 'TCP goes through the agent' line in $daemon_log"
+  fi
+  kill -TERM "$daemon_pid"
+  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+  stop_daemon_hard
+  label=ssh-only
+  echo "== run $label"
+  start_daemon "$label" --tcp-path ssh "$LAB_TARGET_NET4" || return 0
+  check_http "$label/http"
+  rc=0
+  lab_exec client curl -sS --max-time 10 -o /dev/null "http://$LAB_TARGET_IP4:9/" >/dev/null 2>&1 || rc=$?
+  [[ "$rc" == 56 || "$rc" == 7 ]] && pass "$label/refused-port-reset (curl exit $rc)" ||
+    fail "$label/refused-port-reset" "curl exit $rc, want 56 or 7"
+  check_path "$label" ssh
+  local agent
+  agent=$(status_get 's["tcp_connections"]["agent"]')
+  [[ "$agent" == 0 ]] && pass "$label/never-the-agent" ||
+    fail "$label/never-the-agent" "$agent connection(s) went through the agent"
+  kill -TERM "$daemon_pid"
+  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+  stop_daemon_hard
+  check_no_rules "$label/no-rules-after-stop"
+}
+failed_before=$FAILS
+run_paths
 ((FAILS == failed_before)) || show_log
 
 # tproxy runs without DNS: sshuttled refuses --ns-hosts with tproxy (see check_supported).
