@@ -758,6 +758,22 @@ run_paths() {
   kill -TERM "$daemon_pid"
   for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
   stop_daemon_hard
+  # The stock server behind an sshd that forbids forwarding: no CONNECT_ERROR there, so the
+  # agent's first TCP_DATA tells that it connected where ssh could not.
+  if ((STOCK_SERVER_OK)); then
+    label=F-stock
+    echo "== run $label"
+    start_daemon "$label" -r "$LAB_SSH_HOST:$NOFWD_PORT" \
+      -e "ssh -F $LAB_SSH_CONFIG -o HostKeyAlias=$LAB_SERVER_IP4" \
+      --server-cmd "$PY -c 'import sshuttle.server as s; s.main(True, 32768, False, None, False)'" \
+      "$LAB_TARGET_NET4" || return 0
+    check_http "$label/http"
+    check_http "$label/http-again"
+    check_path "$label" "agent (server forbids forwarding)"
+    kill -TERM "$daemon_pid"
+    for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+    stop_daemon_hard
+  fi
   label=ssh-only
   echo "== run $label"
   start_daemon "$label" --tcp-path ssh "$LAB_TARGET_NET4" || return 0
