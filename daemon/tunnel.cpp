@@ -397,7 +397,7 @@ int Tunnel::on_master_poll(sd_event_source* s, uint64_t, void* userdata) noexcep
     return 0;
 }
 
-int Tunnel::on_bytes_sample(sd_event_source* s, uint64_t usec, void* userdata) noexcept {
+int Tunnel::on_bytes_sample(sd_event_source* s, uint64_t, void* userdata) noexcept {
     auto* self = static_cast<Tunnel*>(userdata);
     if (self->forwarder_ && self->forwarder_->channels() > 0) {
         if (auto r = self->forwarder_->sample_bytes(); !r) {
@@ -408,7 +408,9 @@ int Tunnel::on_bytes_sample(sd_event_source* s, uint64_t usec, void* userdata) n
         }
     }
     bool few = !self->forwarder_ || self->forwarder_->channels() <= kFastSampleChannels;
-    sd_event_source_set_time(s, usec + (few ? kBytesSampleFast : kBytesSample));
+    uint64_t now = 0;
+    sd_event_now(self->event_, CLOCK_MONOTONIC, &now);  // from now: a late turn does not pile up
+    sd_event_source_set_time(s, now + (few ? kBytesSampleFast : kBytesSample));
     return 0;
 }
 
