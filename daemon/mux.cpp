@@ -34,6 +34,7 @@ Mux::Mux(sd_event* event, UniqueFd stream, MuxOptions options, Callbacks callbac
       stream_(std::move(stream)),
       options_(options),
       callbacks_(std::move(callbacks)),
+      poller_(event),
       decoder_(2 * kReadChunk),
       channels_(65536) {}
 
@@ -41,6 +42,7 @@ Mux::~Mux() = default;
 
 Result<void> Mux::start(std::string bootstrap) {
     out_.assign(bootstrap.begin(), bootstrap.end());
+    if (auto r = poller_.start(kChannelPriority); !r) return r;
     sd_event_source* source = nullptr;
     int r = sd_event_add_io(event_, &source, stream_.get(), EPOLLIN, &Mux::on_io, this);
     if (r < 0) return Error::from_errno("sd_event_add_io(ssh stream)", -r);
@@ -198,7 +200,12 @@ Result<void> Mux::process_frames() {
             if (f.payload.size() != 4) return Error(Errc::Protocol, "WINDOW payload is not 4 bytes");
             std::uint32_t inc = read_be32(f.payload);
             st.send_credit = std::min<std::uint64_t>(std::uint64_t{st.send_credit} + inc, 0x7fffffff);
-            if (st.waiting) wake_waiters();
+            if (st.credit_wait && st.send_credit > 0) {
+                // Its turn comes after the channels already waiting for room in the output.
+                st.credit_wait = false;
+                waiters_.push_back(f.channel);
+                wake_waiters();
+            }
             continue;
         }
         st.channel->on_frame(f.command, f.payload);
@@ -310,6 +317,7 @@ void Mux::attach(std::uint16_t id, std::unique_ptr<Channel> channel) {
 void Mux::release(std::uint16_t id) {
     ChannelState& st = channels_[id];
     if (!st.channel) return;
+    if (st.waiting) --waiting_channels_;  // a stale entry in waiters_ is skipped later
     graveyard_.push_back(std::move(st.channel));
     st = ChannelState{};
     --live_channels_;
@@ -352,24 +360,44 @@ void Mux::wait_for_send(std::uint16_t channel) {
     ChannelState& st = channels_[channel];
     if (st.waiting || !st.channel) return;
     st.waiting = true;
+    ++waiting_channels_;
+    if (credit_ && st.send_credit == 0) {
+        st.credit_wait = true;  // its own WINDOW queues it
+        return;
+    }
     waiters_.push_back(channel);
 }
 
+bool Mux::output_open() const noexcept {
+    if (failed_ || !ready_) return false;
+    if (out_.size() - out_pos_ >= kOutputHighWater) return false;
+    return credit_ || !too_full_;
+}
+
 void Mux::wake_waiters() {
-    std::vector<std::uint16_t> ready;
-    ready.swap(waiters_);
-    for (std::uint16_t id : ready) {
+    // Oldest first, and only while the output has room: each channel called back reads its
+    // socket at once, so the pass ends as soon as the buffer is full again and the rest keep
+    // their place. (Waking every waiter at once re-armed thousands of sockets that could not
+    // send anyway, each costing a dispatch to be parked again: issue 10.)
+    if (waking_) return;
+    waking_ = true;
+    // Channels queued again during this pass wait for the next one.
+    for (std::size_t n = waiters_.size(); n > 0 && !waiters_.empty() && output_open(); --n) {
+        std::uint16_t id = waiters_.front();
+        waiters_.pop_front();
         ChannelState& st = channels_[id];
-        if (!st.waiting) continue;
-        st.waiting = false;
-        if (!st.channel) continue;
-        if (may_send_data(id) == 0) {
-            st.waiting = true;
-            waiters_.push_back(id);
+        // Released meanwhile (a stale entry), or already queued again after its WINDOW.
+        if (!st.waiting || st.credit_wait || !st.channel) continue;
+        if (may_send_data(id) == 0) {  // out of credit: its WINDOW queues it again
+            st.credit_wait = true;
             continue;
         }
+        st.waiting = false;
+        --waiting_channels_;
         st.channel->on_can_send();
+        if (failed_) break;
     }
+    waking_ = false;
 }
 
 Result<std::size_t> Mux::send_data_from(std::uint16_t channel, int fd, std::size_t max_bytes) {

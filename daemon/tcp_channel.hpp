@@ -20,13 +20,14 @@
 
 namespace sshuttle::daemon {
 
-class TcpChannel final : public Channel {
+class TcpChannel final : public Channel, private SocketPoller::Client {
 public:
     // Bytes buffered for a slow local reader before a stock peer's stream is held.
     static constexpr std::size_t kMaxPending = 1024 * 1024;
 
     TcpChannel(Mux& mux, std::uint16_t id, UniqueFd socket);
-    [[nodiscard]] Result<void> start(sd_event* event);
+    // Registers the socket with the mux's poller.
+    [[nodiscard]] Result<void> start();
 
     void on_frame(proto::Command command, proto::ByteView payload) override;
     void on_can_send() override;
@@ -38,8 +39,7 @@ public:
     static constexpr std::size_t kDirectWrite = 16 * 1024;
 
 private:
-    static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
-    void handle_io(uint32_t revents);
+    void on_poll(std::uint32_t revents) override;
     void read_local();
     void write_local();
     void on_data(proto::ByteView payload);
@@ -54,7 +54,7 @@ private:
     Mux& mux_;
     std::uint16_t id_;
     UniqueFd fd_;
-    EventSourcePtr source_;  // declared after fd_: destroyed first
+    SocketPoller::Registration poll_;  // declared after fd_: removed before the close
     std::vector<std::uint8_t> pending_;
     std::size_t pending_pos_ = 0;
     bool want_read_ = true;     // false while the mux cannot take our data

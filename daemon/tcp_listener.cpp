@@ -109,7 +109,7 @@ void TcpListener::open_channel(UniqueFd socket) {
         return;
     }
     auto channel = std::make_unique<TcpChannel>(mux_, id, std::move(socket));
-    if (auto r = channel->start(event_); !r) {
+    if (auto r = channel->start(); !r) {
         spdlog::warn("dropping a connection: {}", r.error().to_string());
         return;
     }
