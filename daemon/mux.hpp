@@ -28,6 +28,7 @@
 #include "common/error.hpp"
 #include "common/sd_handles.hpp"
 #include "common/unique_fd.hpp"
+#include "daemon/output_buffer.hpp"
 #include "daemon/socket_poller.hpp"
 #include "proto/mux_decoder.hpp"
 #include "proto/mux_frame.hpp"
@@ -117,7 +118,8 @@ public:
     // channels started waiting; with credit, a channel out of credit is called after its WINDOW).
     std::size_t may_send_data(std::uint16_t channel) const noexcept;
     void wait_for_send(std::uint16_t channel);
-    // Reads up to max_bytes from fd straight into a TCP_DATA frame. Returns the byte count,
+    // Reads up to max_bytes (at most kMaxPayload) from fd straight into a TCP_DATA frame, with
+    // one recv() into the output buffer and no copy. Returns the byte count,
     // 0 on end of file, or an Io error (EAGAIN included: check sys_errno).
     [[nodiscard]] Result<std::size_t> send_data_from(std::uint16_t channel, int fd,
                                                      std::size_t max_bytes);
@@ -182,8 +184,7 @@ private:
 
     proto::SyncScanner sync_;
     proto::FrameDecoder decoder_;
-    std::vector<std::uint8_t> out_;  // queued bytes; out_pos_ marks what is already written
-    std::size_t out_pos_ = 0;
+    OutputBuffer out_;  // queued bytes, written from the front
     std::vector<ChannelState> channels_;  // indexed by channel id, 65536 slots
     std::vector<std::uint16_t> batch_;  // channels waiting for on_batch_end()
     std::vector<std::unique_ptr<Channel>> graveyard_;
