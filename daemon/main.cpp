@@ -100,8 +100,14 @@ int main(int argc, char** argv) {
                                    },
                                    [&] { app.stop(0); }});
     app.control = &control;
-    sd_event_add_signal(event.get(), nullptr, SIGINT, on_signal, &app);
-    sd_event_add_signal(event.get(), nullptr, SIGTERM, on_signal, &app);
+    // A stop request goes before any traffic: it must not queue behind busy channels.
+    std::vector<EventSourcePtr> signal_sources;
+    for (int sig : {SIGINT, SIGTERM}) {
+        sd_event_source* source = nullptr;
+        if (sd_event_add_signal(event.get(), &source, sig, on_signal, &app) < 0) continue;
+        sd_event_source_set_priority(source, SD_EVENT_PRIORITY_IMPORTANT);
+        signal_sources.emplace_back(source);
+    }
     if (auto r = tunnel.start(); !r) {
         spdlog::error("fatal: {}", r.error().to_string());
         return daemon::Tunnel::kExitFatal;

@@ -34,13 +34,16 @@ Mux::Mux(sd_event* event, UniqueFd stream, MuxOptions options, Callbacks callbac
       stream_(std::move(stream)),
       options_(options),
       callbacks_(std::move(callbacks)),
+      poller_(event),
       decoder_(2 * kReadChunk),
       channels_(65536) {}
 
 Mux::~Mux() = default;
 
 Result<void> Mux::start(std::string bootstrap) {
-    out_.assign(bootstrap.begin(), bootstrap.end());
+    out_.clear();
+    out_.append(proto::as_bytes(bootstrap));
+    if (auto r = poller_.start(kChannelPriority); !r) return r;
     sd_event_source* source = nullptr;
     int r = sd_event_add_io(event_, &source, stream_.get(), EPOLLIN, &Mux::on_io, this);
     if (r < 0) return Error::from_errno("sd_event_add_io(ssh stream)", -r);
@@ -198,7 +201,12 @@ Result<void> Mux::process_frames() {
             if (f.payload.size() != 4) return Error(Errc::Protocol, "WINDOW payload is not 4 bytes");
             std::uint32_t inc = read_be32(f.payload);
             st.send_credit = std::min<std::uint64_t>(std::uint64_t{st.send_credit} + inc, 0x7fffffff);
-            if (st.waiting) wake_waiters();
+            if (st.credit_wait && st.send_credit > 0) {
+                // Its turn comes after the channels already waiting for room in the output.
+                st.credit_wait = false;
+                waiters_.push_back(f.channel);
+                wake_waiters();
+            }
             continue;
         }
         st.channel->on_frame(f.command, f.payload);
@@ -248,25 +256,17 @@ Result<void> Mux::handle_control(const proto::FrameView& f) {
 }
 
 Result<void> Mux::write_stream() {
-    while (out_pos_ < out_.size()) {
-        ssize_t n = ::write(stream_.get(), out_.data() + out_pos_, out_.size() - out_pos_);
+    while (!out_.empty()) {
+        ssize_t n = ::write(stream_.get(), out_.data(), out_.size());
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) break;
             return Error::from_errno("write to ssh");
         }
-        out_pos_ += static_cast<std::size_t>(n);
+        out_.consume(static_cast<std::size_t>(n));
         bytes_out_ += static_cast<std::uint64_t>(n);
     }
-    bool drained = out_pos_ == out_.size();
-    write_blocked_ = !drained;
-    if (drained) {
-        out_.clear();
-        out_pos_ = 0;
-    } else if (out_pos_ > out_.size() / 2) {
-        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
-        out_pos_ = 0;
-    }
-    if (out_.size() - out_pos_ < kOutputHighWater / 2 && !waiters_.empty()) wake_waiters();
+    write_blocked_ = !out_.empty();
+    if (out_.size() < kOutputHighWater / 2 && !waiters_.empty()) wake_waiters();
     return ok();
 }
 
@@ -274,7 +274,7 @@ void Mux::update_events() {
     if (!io_source_ || failed_) return;
     std::uint32_t events = 0;
     if (input_holds_ == 0) events |= EPOLLIN;
-    if (out_pos_ < out_.size()) {
+    if (!out_.empty()) {
         if (write_blocked_)
             events |= EPOLLOUT;
         else if (flush_source_)
@@ -310,6 +310,7 @@ void Mux::attach(std::uint16_t id, std::unique_ptr<Channel> channel) {
 void Mux::release(std::uint16_t id) {
     ChannelState& st = channels_[id];
     if (!st.channel) return;
+    if (st.waiting) --waiting_channels_;  // a stale entry in waiters_ is skipped later
     graveyard_.push_back(std::move(st.channel));
     st = ChannelState{};
     --live_channels_;
@@ -324,9 +325,8 @@ void Mux::queued(std::size_t frame_bytes) {
             std::uint8_t header[proto::kHeaderSize];
             proto::write_header(std::span<std::uint8_t, proto::kHeaderSize>(header), kControl,
                                 Command::Ping, 6);
-            out_.insert(out_.end(), header, header + sizeof header);
-            static constexpr std::string_view kRtTest = "rttest";
-            out_.insert(out_.end(), kRtTest.begin(), kRtTest.end());
+            out_.append(header);
+            out_.append(proto::as_bytes("rttest"));
         }
     }
     update_events();
@@ -335,14 +335,23 @@ void Mux::queued(std::size_t frame_bytes) {
 void Mux::send(std::uint16_t channel, Command command, proto::ByteView payload) {
     if (failed_) return;
     // Payloads we build ourselves are bounded well below the limit; anything else is a bug.
-    if (auto r = proto::append_frame(out_, channel, command, payload); !r)
-        return fail(r.error().with_context("internal"));
+    if (payload.size() > proto::kMaxPayload)
+        return fail(Error(Errc::TooLarge, std::string(proto::command_name(command)) +
+                                              " payload of " + std::to_string(payload.size()) +
+                                              " bytes does not fit a mux frame (at most 65535)")
+                        .with_context("internal"));
+    std::span<std::uint8_t> area = out_.prepare(proto::kHeaderSize + payload.size());
+    proto::write_header(area.first<proto::kHeaderSize>(), channel, command,
+                        static_cast<std::uint16_t>(payload.size()));
+    if (!payload.empty())
+        std::memcpy(area.data() + proto::kHeaderSize, payload.data(), payload.size());
+    out_.commit(area.size());
     queued(proto::kHeaderSize + payload.size());
 }
 
 std::size_t Mux::may_send_data(std::uint16_t channel) const noexcept {
     if (failed_ || !ready_) return 0;
-    if (out_.size() - out_pos_ >= kOutputHighWater) return 0;
+    if (out_.size() >= kOutputHighWater) return 0;
     if (credit_) return std::min<std::size_t>(channels_[channel].send_credit, proto::kMaxPayload);
     if (too_full_) return 0;
     return proto::kMaxPayload;
@@ -352,39 +361,60 @@ void Mux::wait_for_send(std::uint16_t channel) {
     ChannelState& st = channels_[channel];
     if (st.waiting || !st.channel) return;
     st.waiting = true;
+    ++waiting_channels_;
+    if (credit_ && st.send_credit == 0) {
+        st.credit_wait = true;  // its own WINDOW queues it
+        return;
+    }
     waiters_.push_back(channel);
 }
 
+bool Mux::output_open() const noexcept {
+    if (failed_ || !ready_) return false;
+    if (out_.size() >= kOutputHighWater) return false;
+    return credit_ || !too_full_;
+}
+
 void Mux::wake_waiters() {
-    std::vector<std::uint16_t> ready;
-    ready.swap(waiters_);
-    for (std::uint16_t id : ready) {
+    // Oldest first, and only while the output has room: each channel called back reads its
+    // socket at once, so the pass ends as soon as the buffer is full again and the rest keep
+    // their place. (Waking every waiter at once re-armed thousands of sockets that could not
+    // send anyway, each costing a dispatch to be parked again: issue 10.)
+    if (waking_) return;
+    waking_ = true;
+    // Channels queued again during this pass wait for the next one.
+    for (std::size_t n = waiters_.size(); n > 0 && !waiters_.empty() && output_open(); --n) {
+        std::uint16_t id = waiters_.front();
+        waiters_.pop_front();
         ChannelState& st = channels_[id];
-        if (!st.waiting) continue;
-        st.waiting = false;
-        if (!st.channel) continue;
-        if (may_send_data(id) == 0) {
-            st.waiting = true;
-            waiters_.push_back(id);
+        // Released meanwhile (a stale entry), or already queued again after its WINDOW.
+        if (!st.waiting || st.credit_wait || !st.channel) continue;
+        if (may_send_data(id) == 0) {  // out of credit: its WINDOW queues it again
+            st.credit_wait = true;
             continue;
         }
+        st.waiting = false;
+        --waiting_channels_;
         st.channel->on_can_send();
+        if (failed_) break;
     }
+    waking_ = false;
 }
 
 Result<std::size_t> Mux::send_data_from(std::uint16_t channel, int fd, std::size_t max_bytes) {
-    std::size_t header = proto::begin_frame(out_, channel, Command::TcpData);
-    std::size_t start = out_.size();
-    out_.resize(start + max_bytes);
-    ssize_t n = ::recv(fd, out_.data() + start, max_bytes, 0);
+    // The frame is built in place: room for the header and a whole payload, of which only what
+    // recv() returns is committed (the space is not zero-filled first).
+    max_bytes = std::min(max_bytes, proto::kMaxPayload);
+    std::span<std::uint8_t> area = out_.prepare(proto::kHeaderSize + max_bytes);
+    ssize_t n = ::recv(fd, area.data() + proto::kHeaderSize, max_bytes, 0);
     int err = errno;
     if (n <= 0) {
-        out_.resize(header);
         if (n == 0) return std::size_t{0};
         return Error::from_errno("recv", err);
     }
-    out_.resize(start + static_cast<std::size_t>(n));
-    if (auto r = proto::end_frame(out_, header); !r) return r.error();
+    proto::write_header(area.first<proto::kHeaderSize>(), channel, Command::TcpData,
+                        static_cast<std::uint16_t>(n));
+    out_.commit(proto::kHeaderSize + static_cast<std::size_t>(n));
     if (credit_) channels_[channel].send_credit -= static_cast<std::uint32_t>(n);
     queued(proto::kHeaderSize + static_cast<std::size_t>(n));
     return static_cast<std::size_t>(n);

@@ -8,6 +8,9 @@
 // Flow control, all bounded:
 //  * output: frames go into one buffer written with large write()s when the socket is writable.
 //    Above kOutputHighWater channels stop reading their sockets until it drains (backpressure).
+//    The channels that stopped wait in a queue; when the buffer has drained below half, they
+//    are called back oldest first, each reading its socket at once, and only as long as the
+//    buffer has room: a drain never re-arms thousands of sockets that cannot send anyway.
 //  * stock peer: sshuttle's latency control (fullness > window -> PING "rttest", no TCP_DATA
 //    until a PONG).
 //  * our agent ("credit"): a 1 MiB window per channel and direction, returned with WINDOW frames.
@@ -16,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,6 +28,8 @@
 #include "common/error.hpp"
 #include "common/sd_handles.hpp"
 #include "common/unique_fd.hpp"
+#include "daemon/output_buffer.hpp"
+#include "daemon/socket_poller.hpp"
 #include "proto/mux_decoder.hpp"
 #include "proto/mux_frame.hpp"
 #include "proto/sync_scanner.hpp"
@@ -38,7 +44,9 @@ public:
     virtual ~Channel() = default;
     // A frame for this channel (never channel 0).
     virtual void on_frame(proto::Command command, proto::ByteView payload) = 0;
-    // The mux can take TCP_DATA from this channel again (after wait_for_send()).
+    // The mux can take TCP_DATA from this channel again (after wait_for_send()). Called from
+    // the mux's own callbacks, never from inside one of this channel's: the channel should read
+    // now, so that the mux stops waking waiters once its buffer is full again.
     virtual void on_can_send() {}
     // The frames of one read from the stream have all been delivered (after defer_to_batch_end).
     virtual void on_batch_end() {}
@@ -63,6 +71,8 @@ public:
     // sd-event priority of the stream: after the channels (SD_EVENT_PRIORITY_NORMAL = 0), so
     // one write() carries the frames of every channel that was ready in the same iteration.
     static constexpr std::int64_t kStreamPriority = 10;
+    // sd-event priority of the channels' sockets (one source for all: SocketPoller).
+    static constexpr std::int64_t kChannelPriority = SD_EVENT_PRIORITY_NORMAL;
 
     struct Callbacks {
         std::function<void()> on_ready;                 // sync header seen, extensions settled
@@ -79,6 +89,8 @@ public:
     [[nodiscard]] Result<void> start(std::string bootstrap);
 
     bool ready() const noexcept { return ready_; }
+    // Where channels register their sockets (started with the mux).
+    SocketPoller& poller() noexcept { return poller_; }
     // The process on the other end has exited: read what it left in the stream now, so that a
     // failure it shows (EOF before the sync header, garbage) reaches on_failure before the
     // owner reports the exit status. May call on_failure (and so destroy nothing: the owner
@@ -95,15 +107,19 @@ public:
     // Removes the channel; its object is destroyed after the current callback returns.
     void release(std::uint16_t id);
     std::size_t channel_count() const noexcept { return live_channels_; }
+    // Channels waiting for on_can_send().
+    std::size_t waiting_count() const noexcept { return waiting_channels_; }
 
     // Queues a control or empty frame. Never throttled.
     void send(std::uint16_t channel, proto::Command command, proto::ByteView payload = {});
 
     // TCP data path. may_send_data() says whether TCP_DATA may be produced now and how many
-    // bytes at most; when 0, call wait_for_send() to get on_can_send() later.
+    // bytes at most; when 0, call wait_for_send() to get on_can_send() later (in the order the
+    // channels started waiting; with credit, a channel out of credit is called after its WINDOW).
     std::size_t may_send_data(std::uint16_t channel) const noexcept;
     void wait_for_send(std::uint16_t channel);
-    // Reads up to max_bytes from fd straight into a TCP_DATA frame. Returns the byte count,
+    // Reads up to max_bytes (at most kMaxPayload) from fd straight into a TCP_DATA frame, with
+    // one recv() into the output buffer and no copy. Returns the byte count,
     // 0 on end of file, or an Io error (EAGAIN included: check sys_errno).
     [[nodiscard]] Result<std::size_t> send_data_from(std::uint16_t channel, int fd,
                                                      std::size_t max_bytes);
@@ -129,7 +145,8 @@ private:
         std::uint32_t send_credit = 0;      // bytes we may still send (credit extension)
         std::uint32_t recv_window = 0;      // bytes the peer may still send us
         std::uint32_t unacked = 0;          // bytes written locally since our last WINDOW
-        bool waiting = false;               // in waiters_
+        bool waiting = false;               // in waiters_, or credit_wait
+        bool credit_wait = false;           // waiting for its own WINDOW, not in waiters_
         bool in_batch = false;              // in batch_
     };
 
@@ -146,6 +163,8 @@ private:
     void after_handshake();
     void schedule_deferred();
     void queued(std::size_t frame_bytes);
+    // No reason shared by all channels to hold TCP_DATA back (per-channel credit aside).
+    bool output_open() const noexcept;
     void wake_waiters();
     void update_events();
     void fail(Error error);
@@ -154,6 +173,8 @@ private:
     UniqueFd stream_;
     MuxOptions options_;
     Callbacks callbacks_;
+    // Before channels_ and graveyard_: the channels' registrations go first.
+    SocketPoller poller_;
     EventSourcePtr io_source_;
     EventSourcePtr cleanup_source_;
     // Writes what the channels queued once per loop turn, after them (lowest priority): no
@@ -163,12 +184,13 @@ private:
 
     proto::SyncScanner sync_;
     proto::FrameDecoder decoder_;
-    std::vector<std::uint8_t> out_;  // queued bytes; out_pos_ marks what is already written
-    std::size_t out_pos_ = 0;
+    OutputBuffer out_;  // queued bytes, written from the front
     std::vector<ChannelState> channels_;  // indexed by channel id, 65536 slots
     std::vector<std::uint16_t> batch_;  // channels waiting for on_batch_end()
     std::vector<std::unique_ptr<Channel>> graveyard_;
-    std::vector<std::uint16_t> waiters_;
+    std::deque<std::uint16_t> waiters_;  // oldest first
+    std::size_t waiting_channels_ = 0;
+    bool waking_ = false;            // in wake_waiters(): no nested pass
     std::size_t live_channels_ = 0;
     std::uint16_t next_id_ = 0;
 

@@ -115,6 +115,29 @@ public:
     // Decodes what the mux wrote since the sync header into frames and returns them.
     std::vector<Frame> frames() {
         pump();
+        return take_frames();
+    }
+
+    // One loop turn without reading what the mux wrote (a peer that is slow to read).
+    int step() {
+        int r = sd_event_run(event_.get(), 0);
+        REQUIRE(r >= 0);
+        return r;
+    }
+
+    // Takes at most max bytes of what the mux wrote (take_frames() decodes them).
+    void read_peer_at_most(std::size_t max) {
+        std::uint8_t buf[65536];
+        while (max > 0) {
+            ssize_t n = ::read(peer_.get(), buf, std::min(max, sizeof buf));
+            if (n <= 0) return;
+            raw_.insert(raw_.end(), buf, buf + n);
+            max -= static_cast<std::size_t>(n);
+        }
+    }
+
+    // The frames in what was read from the mux so far, without running the loop.
+    std::vector<Frame> take_frames() {
         std::vector<Frame> out;
         std::size_t pos = 0;
         while (pos < raw_.size()) {
@@ -195,7 +218,7 @@ UniqueFd open_tcp_channel(Harness& h, std::uint16_t id) {
     auto pair = make_socketpair(true);
     REQUIRE(pair);
     auto channel = std::make_unique<TcpChannel>(*h.mux, id, std::move(pair->first));
-    REQUIRE(channel->start(h.event()));
+    REQUIRE(channel->start());
     h.mux->send(id, Command::TcpConnect, proto::as_bytes("2,10.0.0.1,80"));
     h.mux->attach(id, std::move(channel));
     return std::move(pair->second);
@@ -546,6 +569,57 @@ TEST_CASE("credit: a peer overrunning its window loses its channel, not the sess
     CHECK_FALSE(h.failure);
 }
 
+TEST_CASE("channels parked on a full output are not watched; a drain wakes only what fits") {
+    // Many connections that sent their data and half-closed (CLOSE-WAIT: readable for good),
+    // behind a peer that reads slowly. Parked channels must not stay armed in the poller, and a
+    // drain must wake the parked ones oldest first only while the output has room, not all of
+    // them at once (issue 10: waking all re-armed thousands of sockets that could not send).
+    Harness h;
+    h.handshake(true);
+    constexpr int kChannels = 60;
+    constexpr std::size_t kEach = 60000;  // taken in one recv (below kMaxPayload)
+    std::vector<UniqueFd> apps;
+    std::vector<std::uint16_t> ids;
+    for (int i = 0; i < kChannels; ++i) {
+        ids.push_back(h.mux->allocate_channel());
+        apps.push_back(open_tcp_channel(h, ids.back()));
+        REQUIRE(write_some(apps.back().get(), kEach, static_cast<char>('A' + i % 26)) == kEach);
+        REQUIRE(::shutdown(apps.back().get(), SHUT_WR) == 0);
+    }
+    for (int t = 0; t < 1000 && h.step() > 0; ++t) {
+    }
+    CHECK(h.mux->waiting_count() > kChannels / 2);
+    CHECK(h.mux->poller().armed() == 0);
+
+    const std::size_t room = Mux::kOutputHighWater / kEach + 2;
+    std::size_t max_armed = 0;
+    std::vector<std::size_t> got(kChannels, 0);
+    int eofs = 0;
+    bool exact = true;
+    for (int round = 0; round < 2000 && eofs < kChannels; ++round) {
+        h.read_peer_at_most(128 * 1024);
+        for (int t = 0; t < 50 && h.step() > 0; ++t)
+            max_armed = std::max(max_armed, h.mux->poller().armed());
+        for (const Frame& f : h.take_frames()) {
+            if (f.channel == 0 || f.channel > kChannels) continue;
+            const std::size_t i = f.channel - ids.front();
+            if (f.command == Command::TcpData) {
+                exact &= f.payload == std::string(f.payload.size(), static_cast<char>('A' + i % 26));
+                got[i] += f.payload.size();
+            } else if (f.command == Command::TcpEof) {
+                exact &= got[i] == kEach;  // the end of file after all of the data
+                ++eofs;
+            }
+        }
+    }
+    CHECK(eofs == kChannels);
+    CHECK(exact);
+    CHECK(got == std::vector<std::size_t>(kChannels, kEach));
+    CHECK(max_armed <= room);
+    CHECK(h.mux->waiting_count() == 0);
+    CHECK_FALSE(h.failure);
+}
+
 TEST_CASE("latency control with a stock peer: no TCP_DATA between PING rttest and its PONG") {
     Harness h;
     h.handshake(false);
@@ -598,7 +672,7 @@ TEST_CASE("CONNECT_ERROR resets the application's connection instead of a clean 
     h.handshake(true);
     std::uint16_t id = h.mux->allocate_channel();
     auto channel = std::make_unique<TcpChannel>(*h.mux, id, std::move(accepted));
-    REQUIRE(channel->start(h.event()));
+    REQUIRE(channel->start());
     h.mux->attach(id, std::move(channel));
     // What our agent sends when the remote connect is refused.
     h.send(id, Command::ConnectError, "111,Connection refused");

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_set>
 
@@ -181,7 +182,8 @@ bool SshForwarder::any_up() const noexcept {
 }
 
 std::size_t SshForwarder::budget() const noexcept {
-    return fd_limit_ > kMasterReserve ? (fd_limit_ - kMasterReserve) / 3 : 0;
+    std::size_t by_fds = fd_limit_ > kMasterReserve ? (fd_limit_ - kMasterReserve) / 3 : 0;
+    return std::min(by_fds, max_channels_);
 }
 
 std::optional<std::size_t> SshForwarder::pick() const noexcept {

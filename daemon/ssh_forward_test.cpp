@@ -363,6 +363,21 @@ TEST_CASE("pick() takes the least loaded master that is up and under its descrip
     CHECK_FALSE(fwd.opens_saturated());
 }
 
+TEST_CASE("a master takes at most max_channels forwards, whatever its descriptors allow") {
+    Loop loop;
+    FakeMaster listening;
+    SshForwarder fwd(loop.event.get(), 100'000, [](SshForwarder::Failure) {});
+    fwd.set_max_channels(2);
+    fwd.add_master(listening.path);
+    fwd.set_up(0);
+    AppPair a, b;
+    fwd.forward(0, std::move(a.captured), *IpAddress::parse("10.0.0.1"), 80);
+    REQUIRE(fwd.pick() == 0u);
+    fwd.forward(0, std::move(b.captured), *IpAddress::parse("10.0.0.1"), 80);
+    CHECK_FALSE(fwd.pick());
+    CHECK_FALSE(fwd.opens_saturated());  // full, not busy: new connections take the agent
+}
+
 TEST_CASE("opens in flight are bounded per master: saturated at kMaxOpening") {
     Loop loop;
     FakeMaster listening;

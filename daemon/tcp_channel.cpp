@@ -13,21 +13,16 @@ using proto::Command;
 TcpChannel::TcpChannel(Mux& mux, std::uint16_t id, UniqueFd socket)
     : mux_(mux), id_(id), fd_(std::move(socket)) {}
 
-Result<void> TcpChannel::start(sd_event* event) {
-    sd_event_source* source = nullptr;
-    int r = sd_event_add_io(event, &source, fd_.get(), EPOLLIN, &TcpChannel::on_io, this);
-    if (r < 0) return Error::from_errno("sd_event_add_io(tcp channel)", -r);
-    source_.reset(source);
+Result<void> TcpChannel::start() {
+    auto registration = mux_.poller().add(fd_.get(), this);
+    if (!registration) return registration.error();
+    poll_ = std::move(*registration);
+    if (auto r = poll_.set_events(EPOLLIN); !r) return r.error().with_context("tcp channel");
     update_events();
     return ok();
 }
 
-int TcpChannel::on_io(sd_event_source*, int, uint32_t revents, void* userdata) noexcept {
-    static_cast<TcpChannel*>(userdata)->handle_io(revents);
-    return 0;
-}
-
-void TcpChannel::handle_io(uint32_t revents) {
+void TcpChannel::on_poll(std::uint32_t revents) {
     if (closed_) return;
     if (revents & EPOLLOUT) write_local();
     if (closed_) return;
@@ -47,6 +42,14 @@ void TcpChannel::read_local() {
     for (int round = 0; round < 4 && !read_done_; ++round) {
         std::size_t allowed = mux_.may_send_data(id_);
         if (allowed == 0) {
+            // No data may go now, but an end of file behind the data already taken costs only
+            // a TCP_EOF, which is never held back: forward it rather than park a half-closed
+            // socket (in CLOSE-WAIT) until the output drains.
+            char c;
+            if (::recv(fd_.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+                finish_read();
+                return;
+            }
             want_read_ = false;
             mux_.wait_for_send(id_);
             return;
@@ -77,7 +80,10 @@ void TcpChannel::finish_read() {
 void TcpChannel::on_can_send() {
     if (closed_) return;
     want_read_ = true;
-    update_events();
+    // Read now rather than on the next poll: the mux goes on waking waiters only while its
+    // buffer has room, which it can tell only if we take our share at once.
+    if (!read_done_) read_local();
+    if (!closed_) update_events();
 }
 
 void TcpChannel::report_outcome(bool connected) {
@@ -231,34 +237,31 @@ void TcpChannel::maybe_close() {
         linger lg{1, 0};  // close with RST so the application sees the failure
         ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    source_.reset();
+    poll_.reset();
     fd_.reset();
     mux_.release(id_);  // destroys this object later, outside our callback
 }
 
 void TcpChannel::update_events() {
-    if (!source_) return;
+    if (!poll_) return;
     std::uint32_t events = 0;
     if (!read_done_ && want_read_) events |= EPOLLIN;
     // While batched, on_batch_end() writes first; EPOLLOUT only for what it could not.
     if (pending_pos_ < pending_.size() && !batched_) events |= EPOLLOUT;
-    if (events == 0) {
-        sd_event_source_set_enabled(source_.get(), SD_EVENT_OFF);
-        return;
-    }
-    sd_event_source_set_io_events(source_.get(), events);
-    sd_event_source_set_enabled(source_.get(), SD_EVENT_ON);
+    // No events: out of the poller's epoll set, so a hung-up socket cannot keep it busy.
+    if (auto r = poll_.set_events(events); !r)
+        spdlog::warn("channel {}: {}", id_, r.error().to_string());
 }
 
-bool open_agent_channel(sd_event* event, Mux& mux, UniqueFd socket, const IpAddress& ip,
-                        std::uint16_t port, std::function<void(bool connected)> on_outcome) {
+bool open_agent_channel(Mux& mux, UniqueFd socket, const IpAddress& ip, std::uint16_t port,
+                        std::function<void(bool connected)> on_outcome) {
     std::uint16_t id = mux.allocate_channel();
     if (id == 0) {
         spdlog::warn("too many open channels. Discarded connection.");
         return false;
     }
     auto channel = std::make_unique<TcpChannel>(mux, id, std::move(socket));
-    if (auto r = channel->start(event); !r) {
+    if (auto r = channel->start(); !r) {
         spdlog::warn("dropping a connection: {}", r.error().to_string());
         return false;
     }

@@ -23,13 +23,14 @@
 
 namespace sshuttle::daemon {
 
-class TcpChannel final : public Channel {
+class TcpChannel final : public Channel, private SocketPoller::Client {
 public:
     // Bytes buffered for a slow local reader before a stock peer's stream is held.
     static constexpr std::size_t kMaxPending = 1024 * 1024;
 
     TcpChannel(Mux& mux, std::uint16_t id, UniqueFd socket);
-    [[nodiscard]] Result<void> start(sd_event* event);
+    // Registers the socket with the mux's poller.
+    [[nodiscard]] Result<void> start();
     // Called once with what the remote connect did, as far as the peer shows it: true on the
     // first TCP_DATA (or TCP_EOF when the connect-error extension would have said otherwise),
     // false on CONNECT_ERROR. A stock peer's EOF without data says nothing: no call.
@@ -45,8 +46,7 @@ public:
     static constexpr std::size_t kDirectWrite = 16 * 1024;
 
 private:
-    static int on_io(sd_event_source* s, int fd, uint32_t revents, void* userdata) noexcept;
-    void handle_io(uint32_t revents);
+    void on_poll(std::uint32_t revents) override;
     void read_local();
     void write_local();
     void on_data(proto::ByteView payload);
@@ -63,7 +63,7 @@ private:
     Mux& mux_;
     std::uint16_t id_;
     UniqueFd fd_;
-    EventSourcePtr source_;  // declared after fd_: destroyed first
+    SocketPoller::Registration poll_;  // declared after fd_: removed before the close
     std::vector<std::uint8_t> pending_;
     std::size_t pending_pos_ = 0;
     bool want_read_ = true;     // false while the mux cannot take our data
@@ -84,8 +84,8 @@ std::string tcp_connect_payload(const IpAddress& ip, std::uint16_t port);
 // The agent path for one captured connection: a mux channel with TCP_CONNECT to ip:port, the
 // socket handed to a TcpChannel. False (and the socket closed) when no channel id is free or
 // the socket cannot be watched.
-bool open_agent_channel(sd_event* event, Mux& mux, UniqueFd socket, const IpAddress& ip,
-                        std::uint16_t port, std::function<void(bool connected)> on_outcome = {});
+bool open_agent_channel(Mux& mux, UniqueFd socket, const IpAddress& ip, std::uint16_t port,
+                        std::function<void(bool connected)> on_outcome = {});
 
 // Closes a connection so that the application sees a reset (RST), not an end of file.
 void reset_connection(UniqueFd socket);

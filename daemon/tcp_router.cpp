@@ -30,8 +30,8 @@ Route after_ssh_failure(TcpPath mode, bool timed_out) noexcept {
     return Route::Reset;
 }
 
-TcpRouter::TcpRouter(sd_event* event, Mux& mux, SshForwarder* forwarder, TcpPath mode)
-    : event_(event), mux_(mux), forwarder_(forwarder), mode_(mode) {}
+TcpRouter::TcpRouter(Mux& mux, SshForwarder* forwarder, TcpPath mode)
+    : mux_(mux), forwarder_(forwarder), mode_(mode) {}
 
 bool TcpRouter::master_available() const noexcept {
     return forwarder_ && verdict_ != SshVerdict::Unavailable && forwarder_->pick().has_value();
@@ -93,7 +93,7 @@ void TcpRouter::via_agent(UniqueFd socket, const IpAddress& ip, std::uint16_t po
     // Only a retry tells something about ssh, and only while the verdict is open.
     if (after_ssh && verdict_ == SshVerdict::Unknown)
         outcome = [this, ip, port](bool connected) { agent_outcome(ip, port, connected); };
-    if (!open_agent_channel(event_, mux_, std::move(socket), ip, port, std::move(outcome)))
+    if (!open_agent_channel(mux_, std::move(socket), ip, port, std::move(outcome)))
         ++stats_.reset;
 }
 

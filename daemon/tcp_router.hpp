@@ -73,7 +73,7 @@ public:
     };
 
     // forwarder may be null (no masters: --tcp-path agent).
-    TcpRouter(sd_event* event, Mux& mux, SshForwarder* forwarder, TcpPath mode);
+    TcpRouter(Mux& mux, SshForwarder* forwarder, TcpPath mode);
 
     // A captured connection and where it was going.
     void route(UniqueFd socket, const IpAddress& ip, std::uint16_t port);
@@ -97,7 +97,6 @@ private:
     void agent_outcome(const IpAddress& ip, std::uint16_t port, bool connected);
     bool master_available() const noexcept;
 
-    sd_event* event_;
     Mux& mux_;
     SshForwarder* forwarder_;
     TcpPath mode_;

@@ -328,7 +328,7 @@ Result<void> Tunnel::prepare_masters() {
 // The session is up: master 0 (the session's ssh) made its control socket before it started
 // the agent, or it never will. The extra connections start now, after any prompt of the first.
 void Tunnel::start_ssh_path() {
-    router_ = std::make_unique<TcpRouter>(event_, *mux_, forwarder_.get(), config_.tcp_path);
+    router_ = std::make_unique<TcpRouter>(*mux_, forwarder_.get(), config_.tcp_path);
     if (!forwarder_) return;
     if (!is_socket(control_dir_.socket_path(0))) {
         const char* why = "ssh made no control socket: not OpenSSH, or -e/ssh_config options "
