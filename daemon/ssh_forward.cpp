@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -149,7 +148,7 @@ struct SshForwarder::Forward {
     UniqueFd client;  // our copy until the reply
     IpAddress ip;
     std::uint16_t port = 0;
-    std::uint64_t cookie = 0;  // SO_COOKIE of the client socket, for its byte counters
+    std::optional<TcpSocketId> id;  // the client socket, for its byte counters
     TcpCounters last;          // as of the last sample
     EventSourcePtr io;     // declared after the descriptors: disabled before they close
     EventSourcePtr timer;
@@ -239,14 +238,15 @@ std::vector<SshForwarder::MasterStats> SshForwarder::stats() const {
 }
 
 Result<void> SshForwarder::sample_bytes() {
-    std::unordered_set<std::uint64_t> wanted;
+    std::vector<TcpSocketId> wanted;
     for (const auto& [key, f] : forwards_)
-        if (f->state == ForwardState::Open && f->cookie != 0) wanted.insert(f->cookie);
+        if (f->state == ForwardState::Open && f->id) wanted.push_back(*f->id);
     if (wanted.empty()) return ok();
     auto counters = read_tcp_counters(wanted);
     if (!counters) return std::move(counters).error();
     for (auto& [key, f] : forwards_) {
-        auto it = counters->find(f->cookie);
+        if (!f->id) continue;
+        auto it = counters->find(f->id->cookie);
         if (it != counters->end()) f->last = it->second;
     }
     return ok();
@@ -300,7 +300,7 @@ void SshForwarder::forward(std::size_t index, UniqueFd client, const IpAddress& 
     f->client = std::move(client);
     f->ip = ip;
     f->port = port;
-    f->cookie = socket_cookie(f->client.get());
+    f->id = tcp_socket_id(f->client.get());
     sd_event_source* io = nullptr;
     int r = sd_event_add_io(event_, &io, f->control.get(), EPOLLIN | EPOLLRDHUP,
                             &SshForwarder::on_io, f.get());

@@ -4,54 +4,81 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/tcp.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "common/unique_fd.hpp"
 
 namespace sshuttle::daemon {
 
-std::uint64_t socket_cookie(int fd) noexcept {
-    std::uint64_t cookie = 0;
-    socklen_t len = sizeof cookie;
-    if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) return 0;
-    return cookie;
+std::optional<TcpSocketId> tcp_socket_id(int fd) noexcept {
+    TcpSocketId id;
+    socklen_t len = sizeof id.cookie;
+    if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &id.cookie, &len) != 0) return std::nullopt;
+    len = sizeof id.local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&id.local), &len) != 0) return std::nullopt;
+    len = sizeof id.remote;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&id.remote), &len) != 0) return std::nullopt;
+    if (id.local.ss_family != AF_INET && id.local.ss_family != AF_INET6) return std::nullopt;
+    return id;
 }
 
 namespace {
 
-// Every state but LISTEN, SYN_RECV and TIME_WAIT (no tcp_info for the latter two).
-constexpr std::uint32_t kStates = ((1u << 12) - 1) & ~((1u << 10) | (1u << 3) | (1u << 6));
+// Requests per system call: their answers (about 350 bytes each) fit the socket's buffer.
+constexpr std::size_t kBatch = 128;
 
-Result<void> dump_family(int sock, std::uint8_t family,
-                         const std::unordered_set<std::uint64_t>& wanted,
-                         std::unordered_map<std::uint64_t, TcpCounters>& out) {
-    struct {
-        nlmsghdr nlh;
-        inet_diag_req_v2 req;
-    } request{};
-    request.nlh.nlmsg_len = sizeof request;
-    request.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    request.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    request.nlh.nlmsg_seq = family;
-    request.req.sdiag_family = family;
-    request.req.sdiag_protocol = IPPROTO_TCP;
-    request.req.idiag_ext = 1u << (INET_DIAG_INFO - 1);
-    request.req.idiag_states = kStates;
-    if (::send(sock, &request, sizeof request, 0) < 0) return Error::from_errno("sock_diag send");
+struct Request {
+    nlmsghdr nlh;
+    inet_diag_req_v2 req;
+};
 
-    // The netlink macros cast C-style; the walk is written out with memcpy instead.
+Request make_request(const TcpSocketId& s, std::uint32_t seq) {
+    Request r{};
+    r.nlh.nlmsg_len = sizeof r;
+    r.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    r.nlh.nlmsg_flags = NLM_F_REQUEST;
+    r.nlh.nlmsg_seq = seq;
+    r.req.sdiag_family = static_cast<std::uint8_t>(s.local.ss_family);
+    r.req.sdiag_protocol = IPPROTO_TCP;
+    r.req.idiag_ext = 1u << (INET_DIAG_INFO - 1);
+    r.req.idiag_states = ~0u;
+    r.req.id.idiag_cookie[0] = static_cast<std::uint32_t>(s.cookie);
+    r.req.id.idiag_cookie[1] = static_cast<std::uint32_t>(s.cookie >> 32);
+    if (s.local.ss_family == AF_INET) {
+        sockaddr_in l{}, p{};
+        std::memcpy(&l, &s.local, sizeof l);
+        std::memcpy(&p, &s.remote, sizeof p);
+        r.req.id.idiag_sport = l.sin_port;
+        r.req.id.idiag_dport = p.sin_port;
+        std::memcpy(r.req.id.idiag_src, &l.sin_addr, 4);
+        std::memcpy(r.req.id.idiag_dst, &p.sin_addr, 4);
+    } else {
+        sockaddr_in6 l{}, p{};
+        std::memcpy(&l, &s.local, sizeof l);
+        std::memcpy(&p, &s.remote, sizeof p);
+        r.req.id.idiag_sport = l.sin6_port;
+        r.req.id.idiag_dport = p.sin6_port;
+        std::memcpy(r.req.id.idiag_src, &l.sin6_addr, 16);
+        std::memcpy(r.req.id.idiag_dst, &p.sin6_addr, 16);
+    }
+    r.req.id.idiag_if = 0;
+    return r;
+}
+
+// Reads answers until `expected` of them (a socket's message or an error each) arrived.
+// The netlink macros cast C-style; the walk is written out with memcpy instead.
+Result<void> read_answers(int sock, std::size_t expected,
+                          std::unordered_map<std::uint64_t, TcpCounters>& out) {
     constexpr std::size_t kAlign = 4;
     auto align = [](std::size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); };
     const std::size_t hdr = align(sizeof(nlmsghdr));
     const std::size_t msg_len = align(sizeof(inet_diag_msg));
-    static thread_local std::vector<std::uint8_t> buf(64 * 1024);
-    // Bounded: a dump ends with NLMSG_DONE; a namespace with millions of sockets still ends.
-    for (int reads = 0; reads < 1'000'000; ++reads) {
+    static thread_local std::vector<std::uint8_t> buf(256 * 1024);
+    std::size_t answered = 0;
+    for (int reads = 0; answered < expected && reads < 100'000; ++reads) {
         ssize_t n = ::recv(sock, buf.data(), buf.size(), 0);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -65,19 +92,14 @@ Result<void> dump_family(int sock, std::uint8_t family,
             const std::uint8_t* payload = buf.data() + off + hdr;
             const std::size_t payload_len = h.nlmsg_len - hdr;
             off += align(h.nlmsg_len);
-            if (h.nlmsg_type == NLMSG_DONE) return ok();
-            if (h.nlmsg_type == NLMSG_ERROR) {
-                nlmsgerr e{};
-                std::memcpy(&e, payload, std::min(payload_len, sizeof e));
-                return Error::from_errno("sock_diag", -e.error);
-            }
+            ++answered;
+            // NLMSG_ERROR: ENOENT for a socket that is gone; nothing to count.
             if (h.nlmsg_type != SOCK_DIAG_BY_FAMILY || payload_len < sizeof(inet_diag_msg))
                 continue;
             inet_diag_msg msg{};
             std::memcpy(&msg, payload, sizeof msg);
             std::uint64_t cookie = std::uint64_t{msg.id.idiag_cookie[0]} |
                                    (std::uint64_t{msg.id.idiag_cookie[1]} << 32);
-            if (wanted.count(cookie) == 0) continue;
             // Attributes: u16 length (header included), u16 type, data; 4-byte aligned.
             for (std::size_t at = msg_len; at + 4 <= payload_len;) {
                 std::uint16_t alen = 0, atype = 0;
@@ -86,26 +108,38 @@ Result<void> dump_family(int sock, std::uint8_t family,
                 if (alen < 4 || at + alen > payload_len) break;
                 if (atype == INET_DIAG_INFO) {
                     tcp_info info{};
-                    std::memcpy(&info, payload + at + 4, std::min<std::size_t>(alen - 4, sizeof info));
+                    std::memcpy(&info, payload + at + 4,
+                                std::min<std::size_t>(alen - 4, sizeof info));
                     out[cookie] = {info.tcpi_bytes_received, info.tcpi_bytes_acked};
                 }
                 at += align(alen);
             }
         }
     }
-    return Error(Errc::TooLarge, "sock_diag: the dump did not end");
+    if (answered < expected) return Error(Errc::Protocol, "sock_diag: answers missing");
+    return ok();
 }
 
 }  // namespace
 
 Result<std::unordered_map<std::uint64_t, TcpCounters>> read_tcp_counters(
-    const std::unordered_set<std::uint64_t>& wanted) {
+    const std::vector<TcpSocketId>& sockets) {
     std::unordered_map<std::uint64_t, TcpCounters> out;
-    if (wanted.empty()) return out;
+    if (sockets.empty()) return out;
     UniqueFd sock(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!sock) return Error::from_errno("socket(NETLINK_SOCK_DIAG)");
-    for (std::uint8_t family : {std::uint8_t{AF_INET}, std::uint8_t{AF_INET6}})
-        if (auto r = dump_family(sock.get(), family, wanted, out); !r) return r.error();
+    std::vector<Request> batch;
+    batch.reserve(kBatch);
+    for (std::size_t i = 0; i < sockets.size(); i += kBatch) {
+        batch.clear();
+        std::size_t end = std::min(sockets.size(), i + kBatch);
+        for (std::size_t j = i; j < end; ++j)
+            batch.push_back(make_request(sockets[j], static_cast<std::uint32_t>(j + 1)));
+        const std::size_t bytes = batch.size() * sizeof(Request);
+        if (::send(sock.get(), batch.data(), bytes, 0) != static_cast<ssize_t>(bytes))
+            return Error::from_errno("sock_diag send");
+        if (auto r = read_answers(sock.get(), batch.size(), out); !r) return r.error();
+    }
     return out;
 }
 
