@@ -13,10 +13,21 @@
 //                                        a 1-byte echo; prints "held K"; waits until GOFILE
 //                                        exists (bounded), then prints "still K" (connections
 //                                        neither closed nor reset) and exits
-//   benchtool sink                       reads stdin to EOF; prints "bytes seconds mbit_s",
-//                                        timed from the first byte
+//   benchtool sink                       reads stdin to EOF; prints "bytes seconds mbit_s":
+//                                        all bytes read, and the rate over the time after the
+//                                        first 16 MiB (a warm-up; a shorter stream is timed
+//                                        from its first byte)
 //   benchtool source SECONDS             writes zeros to stdout for SECONDS (counted from the
-//                                        first MiB taken), then exits
+//                                        first 32 MiB taken), then exits
+//   benchtool delay MS HOST PORT [MAXSECONDS]  a long-link relay for ssh's ProxyCommand
+//                                        (`-o ProxyCommand='benchtool delay 25 %h %p'`):
+//                                        connects to HOST:PORT (numeric address) and copies
+//                                        stdin -> socket and socket -> stdout, each chunk
+//                                        released MS ms after it was read (MS each way, so
+//                                        2*MS round trip); at most 16 MiB queued per direction
+//                                        (reading pauses above that); EOF is passed on once the
+//                                        queue has drained; exits when both directions are
+//                                        done, on an error, or after MAXSECONDS (default 3600)
 //
 // Numbers go to stdout, one line; problems to stderr with exit status 1. Every loop is bounded
 // by a count or a deadline. This is a measuring tool, not product code: it uses plain blocking
@@ -31,12 +42,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -446,37 +459,188 @@ int cmd_idle(const char* ip, const char* port, long n, const char* gofile, doubl
 
 // ---- sink / source -------------------------------------------------------------------------
 
+// The rate is measured after a warm-up of kSinkWarmup bytes: the first bytes through a fresh ssh
+// connection come while it is still busy starting (and on a busy machine that phase is slow),
+// which is not the stream's rate. A stream shorter than that is timed from its first byte.
+constexpr long long kSinkWarmup = 16LL << 20;
+
 int cmd_sink() {
     std::vector<char> buf(1 << 20);
-    long long total = 0;
-    Clock::time_point t0;
+    long long total = 0, at_warm = 0;
+    Clock::time_point t0, t_warm;
+    bool warm = false;
     for (;;) {
         ssize_t r = ::read(0, buf.data(), buf.size());
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         if (total == 0) t0 = Clock::now();
         total += r;
+        if (!warm && total >= kSinkWarmup) {
+            warm = true;
+            t_warm = Clock::now();
+            at_warm = total;
+        }
     }
-    double el = total ? seconds_since(t0) : 0.0;
-    std::printf("%lld %.3f %.1f\n", total, el, el > 0 ? static_cast<double>(total) * 8 / el / 1e6 : 0.0);
+    // Warm and enough after it (a quarter of the warm-up) to time: from the warm-up on.
+    bool from_warm = warm && total - at_warm >= kSinkWarmup / 4;
+    double el = total ? seconds_since(from_warm ? t_warm : t0) : 0.0;
+    long long timed = from_warm ? total - at_warm : total;
+    std::printf("%lld %.3f %.1f\n", total, el,
+                el > 0 ? static_cast<double>(timed) * 8 / el / 1e6 : 0.0);
     return 0;
 }
 
 int cmd_source(double seconds) {
     ::signal(SIGPIPE, SIG_IGN);
     std::vector<char> buf(1 << 20, 0);
-    // The clock starts once the first MiB is taken: the consumer (ssh) may still be connecting,
-    // and that time is not part of the stream.
-    if (!write_all(1, buf.data(), buf.size())) return 1;
+    // The clock starts once the first 32 MiB are taken: the consumer (ssh) may still be
+    // connecting, and that time is not part of the stream (ssh takes a MiB or more from its
+    // stdin before its session is up, so the first MiB is not enough).
+    for (int i = 0; i < 32; ++i)
+        if (!write_all(1, buf.data(), buf.size())) return 1;
     auto t0 = Clock::now();
     while (seconds_since(t0) < seconds)
         if (!write_all(1, buf.data(), buf.size())) return 1;
     return 0;
 }
 
+// ---- delay ---------------------------------------------------------------------------------
+
+// One direction of the relay: bytes read from `in` wait in a queue of timestamped chunks and
+// are written to `out` once their release time has come. Non-blocking on both ends, driven by
+// ppoll in cmd_delay.
+struct DelayChunk {
+    Clock::time_point release;
+    std::vector<char> data;
+    size_t off = 0;
+};
+
+struct DelayDir {
+    int in = -1;
+    int out = -1;
+    bool out_is_socket = false;
+    std::deque<DelayChunk> queue;
+    size_t queued = 0;    // bytes in the queue not written yet
+    bool in_eof = false;  // read returned 0 (or an error): no more input
+    bool done = false;    // EOF passed on (or output failed)
+    static constexpr size_t kMaxQueued = 16u << 20;
+    bool wants_read() const { return !in_eof && queued < kMaxQueued; }
+    bool released(Clock::time_point now) const {
+        return !queue.empty() && queue.front().release <= now;
+    }
+};
+
+void set_nonblocking(int fd) {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl >= 0) ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+// Reads what is there (a bounded number of reads per wakeup); EOF and errors end the input.
+void delay_read(DelayDir& d, std::chrono::milliseconds delay, std::vector<char>& buf) {
+    for (int k = 0; k < 16 && d.wants_read(); ++k) {
+        ssize_t r = ::read(d.in, buf.data(), buf.size());
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EAGAIN) return;
+        if (r <= 0) {
+            d.in_eof = true;
+            return;
+        }
+        DelayChunk c;
+        c.release = Clock::now() + delay;
+        c.data.assign(buf.data(), buf.data() + r);
+        d.queued += static_cast<size_t>(r);
+        d.queue.push_back(std::move(c));
+        if (static_cast<size_t>(r) < buf.size()) return;  // drained for now
+    }
+}
+
+// Writes the released chunks until the output would block; false if the output failed.
+bool delay_write(DelayDir& d, Clock::time_point now) {
+    while (d.released(now)) {
+        DelayChunk& c = d.queue.front();
+        ssize_t w = ::write(d.out, c.data.data() + c.off, c.data.size() - c.off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) return true;
+        if (w <= 0) return false;
+        c.off += static_cast<size_t>(w);
+        d.queued -= static_cast<size_t>(w);
+        if (c.off == c.data.size()) d.queue.pop_front();
+    }
+    return true;
+}
+
+int cmd_delay(long ms, const char* host, const char* port, double max_s) {
+    if (ms < 0 || ms > 10000 || max_s <= 0) {
+        std::fprintf(stderr, "benchtool: delay needs 0 <= MS <= 10000 and MAXSECONDS > 0\n");
+        return 1;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+    Address a = parse_address(host, port);
+    UniqueFd sock = connect_blocking(a, 10);
+    timeval none{0, 0};  // connect_blocking's timeouts do not apply to the relay's traffic
+    ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+    ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+    set_nonblocking(sock.get());
+    set_nonblocking(0);
+    set_nonblocking(1);
+    const auto delay = std::chrono::milliseconds(ms);
+    std::array<DelayDir, 2> dirs{};
+    dirs[0].in = 0;  // up: stdin -> socket
+    dirs[0].out = sock.get();
+    dirs[0].out_is_socket = true;
+    dirs[1].in = sock.get();  // down: socket -> stdout
+    dirs[1].out = 1;
+    std::vector<char> buf(256 * 1024);
+    auto t0 = Clock::now();
+    // Bounded by MAXSECONDS; each turn waits in ppoll for input, output room or the next release.
+    while (seconds_since(t0) < max_s) {
+        auto now = Clock::now();
+        for (DelayDir& d : dirs) {
+            if (d.done) continue;
+            if (!delay_write(d, now)) return 0;  // the reader went away: nothing more to do
+            if (d.in_eof && d.queue.empty()) {
+                if (d.out_is_socket)
+                    ::shutdown(d.out, SHUT_WR);
+                else
+                    ::close(d.out);
+                d.done = true;
+            }
+        }
+        if (dirs[0].done && dirs[1].done) return 0;
+        // stdin, stdout and the socket (once, with the events of both directions).
+        std::array<pollfd, 3> p{};
+        p[0] = {0, 0, 0};
+        p[1] = {1, 0, 0};
+        p[2] = {sock.get(), 0, 0};
+        if (dirs[0].wants_read() && !dirs[0].done) p[0].events |= POLLIN;
+        if (dirs[1].released(now) && !dirs[1].done) p[1].events |= POLLOUT;
+        if (dirs[1].wants_read() && !dirs[1].done) p[2].events |= POLLIN;
+        if (dirs[0].released(now) && !dirs[0].done) p[2].events |= POLLOUT;
+        auto next = now + std::chrono::seconds(1);
+        for (DelayDir& d : dirs)
+            if (!d.done && !d.queue.empty() && !d.released(now))
+                next = std::min(next, d.queue.front().release);
+        auto wait_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next - now).count();
+        timespec ts{static_cast<time_t>(wait_ns / 1000000000),
+                    static_cast<long>(wait_ns % 1000000000)};
+        for (pollfd& x : p)
+            if (x.events == 0) x.fd = -1;  // ppoll ignores negative fds
+        int n = ::ppoll(p.data(), p.size(), &ts, nullptr);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die("ppoll");
+        // A hang-up or error on an fd whose events are only POLLOUT means the reader is gone.
+        if ((p[1].revents & (POLLERR | POLLHUP)) && !(p[1].revents & POLLOUT)) return 0;
+        if (p[0].revents) delay_read(dirs[0], delay, buf);
+        if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) delay_read(dirs[1], delay, buf);
+    }
+    std::fprintf(stderr, "benchtool: delay: stopped after %.0f s (MAXSECONDS)\n", max_s);
+    return 0;
+}
+
 int usage() {
     std::fputs("usage: benchtool serve IP PORT | rtt IP PORT COUNT SIZE | connrate IP PORT SECONDS CONC |\n"
-               "       idle IP PORT N GOFILE MAXSECONDS | sink | source SECONDS\n",
+               "       idle IP PORT N GOFILE MAXSECONDS | sink | source SECONDS |\n"
+               "       delay MS HOST PORT [MAXSECONDS]\n",
                stderr);
     return 2;
 }
@@ -494,5 +658,8 @@ int main(int argc, char** argv) {
         return cmd_idle(argv[2], argv[3], std::atol(argv[4]), argv[5], std::atof(argv[6]));
     if (cmd == "sink" && argc == 2) return cmd_sink();
     if (cmd == "source" && argc == 3) return cmd_source(std::atof(argv[2]));
+    if (cmd == "delay" && (argc == 5 || argc == 6))
+        return cmd_delay(std::atol(argv[2]), argv[3], argv[4],
+                         argc == 6 ? std::atof(argv[5]) : 3600.0);
     return usage();
 }
