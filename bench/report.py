@@ -224,6 +224,20 @@ def targets_issue10(res):
                 r = "-"
             row += [f, r]
         rows.append(row)
+    # Idle capacity: ours holds 15,000 as the agent path did, ours2 at least 19,000.
+    for label, c, want in (("idle conns held: ours 15,000", "ours", 15000),
+                           ("idle conns held: ours2 >= 19,000", "ours2", 19000)):
+        tried = num(res.get(c, {}).get("idle_target"))
+        held = num(res.get(c, {}).get("idle_held"))
+        if held is None or tried is None or tried < want:
+            status = "not measured" if held is None else "NOT TESTED AT SCALE"
+        else:
+            status = "MET" if held >= want else "MISSED"
+        base_txt = res.get("sshL", {}).get("idle_held", "-")
+        row = [label, base_txt, res.get("ours", {}).get("idle_held", "-"), "-", status]
+        for o in ISSUE10_OTHERS:
+            row += [res.get(o, {}).get("idle_held", "-"), "-"]
+        rows.append(row)
     head = ["target", "ssh -L", "ours", "ours/ssh -L", "status"]
     for c in ISSUE10_OTHERS:
         head += [c, "%s/ssh -L" % c]
