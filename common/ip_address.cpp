@@ -122,4 +122,8 @@ Result<std::pair<IpAddress, std::uint16_t>> from_sockaddr(const sockaddr* sa, so
                  "unsupported socket address family " + std::to_string(sa->sa_family));
 }
 
+std::string endpoint_string(const IpAddress& ip, std::uint16_t port) {
+    return (ip.is_v4() ? ip.to_string() : "[" + ip.to_string() + "]") + ":" + std::to_string(port);
+}
+
 }  // namespace sshuttle

@@ -69,6 +69,8 @@ struct SockAddr {
     sockaddr* get() noexcept { return reinterpret_cast<sockaddr*>(&storage); }
 };
 SockAddr make_sockaddr(const IpAddress& ip, std::uint16_t port) noexcept;
+// "10.0.0.1:80", "[fd00::2]:443": an address and port as people and sshuttle write them.
+std::string endpoint_string(const IpAddress& ip, std::uint16_t port);
 // The address and port of an AF_INET/AF_INET6 socket address; InvalidArgument for others.
 [[nodiscard]] Result<std::pair<IpAddress, std::uint16_t>> from_sockaddr(const sockaddr* sa,
                                                                         socklen_t len);

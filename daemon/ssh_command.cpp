@@ -111,14 +111,21 @@ std::string remote_command(const RemoteLaunch& launch, std::size_t payload_size)
     return "/bin/sh -c " + shell_quote(script);
 }
 
-std::vector<std::string> ssh_argv(const std::vector<std::string>& ssh_words,
-                                  const RemoteTarget& target, const std::string& command) {
-    std::vector<std::string> argv = ssh_words;
+namespace {
+// [-p PORT] [user@]host: how every ssh command line of ours names the server.
+void append_target(std::vector<std::string>& argv, const RemoteTarget& target) {
     if (target.port) {
         argv.emplace_back("-p");
         argv.push_back(std::to_string(*target.port));
     }
     argv.push_back(target.user.empty() ? target.host : target.user + "@" + target.host);
+}
+}  // namespace
+
+std::vector<std::string> ssh_argv(const std::vector<std::string>& ssh_words,
+                                  const RemoteTarget& target, const std::string& command) {
+    std::vector<std::string> argv = ssh_words;
+    append_target(argv, target);
     argv.emplace_back("--");
     argv.push_back(command);
     return argv;
@@ -139,11 +146,7 @@ std::vector<std::string> ssh_master_argv(const std::vector<std::string>& ssh_wor
     std::vector<std::string> argv = ssh_words;
     for (std::string& o : control_master_options(control_path)) argv.push_back(std::move(o));
     argv.emplace_back("-N");
-    if (target.port) {
-        argv.emplace_back("-p");
-        argv.push_back(std::to_string(*target.port));
-    }
-    argv.push_back(target.user.empty() ? target.host : target.user + "@" + target.host);
+    append_target(argv, target);
     return argv;
 }
 
@@ -151,11 +154,7 @@ std::vector<std::string> ssh_config_argv(const std::vector<std::string>& ssh_wor
                                          const RemoteTarget& target) {
     std::vector<std::string> argv = ssh_words;
     argv.emplace_back("-G");
-    if (target.port) {
-        argv.emplace_back("-p");
-        argv.push_back(std::to_string(*target.port));
-    }
-    argv.push_back(target.user.empty() ? target.host : target.user + "@" + target.host);
+    append_target(argv, target);
     return argv;
 }
 

@@ -134,6 +134,10 @@ public:
     // connections (EOF), as the master's death closes them.
     void set_gone(std::size_t index);
     bool any_up() const noexcept;
+    // Added and neither up nor gone yet: its control socket has not appeared.
+    bool connecting(std::size_t index) const noexcept {
+        return index < masters_.size() && masters_[index].state == Master::State::Connecting;
+    }
     std::size_t master_count() const noexcept { return masters_.size(); }
 
     // The master a new forward should go to: up, under its descriptor budget and its limit of

@@ -233,12 +233,11 @@ void TcpChannel::maybe_close() {
         holding_input_ = false;
         mux_.release_input();
     }
-    if (reset_) {
-        linger lg{1, 0};  // close with RST so the application sees the failure
-        ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
     poll_.reset();
-    fd_.reset();
+    if (reset_)
+        reset_connection(std::move(fd_));  // RST, so the application sees the failure
+    else
+        fd_.reset();
     mux_.release(id_);  // destroys this object later, outside our callback
 }
 

@@ -6,12 +6,6 @@
 
 namespace sshuttle::daemon {
 
-namespace {
-std::string show(const IpAddress& ip, std::uint16_t port) {
-    return (ip.is_v4() ? ip.to_string() : "[" + ip.to_string() + "]") + ":" + std::to_string(port);
-}
-}  // namespace
-
 Route choose_route(const RouteInputs& in) noexcept {
     switch (in.mode) {
         case TcpPath::Agent:
@@ -57,7 +51,7 @@ void TcpRouter::route(UniqueFd socket, const IpAddress& ip, std::uint16_t port) 
         case Route::Ssh: {
             std::size_t master = *forwarder_->pick();
             ++stats_.via_ssh;
-            spdlog::debug("ssh connection {}: forward to {}", master, show(ip, port));
+            spdlog::debug("ssh connection {}: forward to {}", master, endpoint_string(ip, port));
             forwarder_->forward(master, std::move(socket), ip, port);
             return;
         }
@@ -66,7 +60,7 @@ void TcpRouter::route(UniqueFd socket, const IpAddress& ip, std::uint16_t port) 
         case Route::Reset:
             ++stats_.reset;
             spdlog::warn("--tcp-path ssh: no ssh connection can take {} now; reset",
-                         show(ip, port));
+                         endpoint_string(ip, port));
             reset_connection(std::move(socket));
             return;
     }
@@ -76,12 +70,12 @@ void TcpRouter::on_ssh_failed(SshForwarder::Failure failure) {
     const bool timed_out = failure.error.code == Errc::Timeout;
     if (after_ssh_failure(mode_, timed_out) == Route::Agent) {
         spdlog::debug("ssh connection {}: {} failed ({}); trying the agent", failure.master,
-                      show(failure.ip, failure.port), failure.error.message);
+                      endpoint_string(failure.ip, failure.port), failure.error.message);
         ++stats_.retried;
         return via_agent(std::move(failure.client), failure.ip, failure.port, true);
     }
     ++stats_.reset;
-    spdlog::info("connection to {} failed: {}", show(failure.ip, failure.port),
+    spdlog::info("connection to {} failed: {}", endpoint_string(failure.ip, failure.port),
                  failure.error.message);
     reset_connection(std::move(failure.client));
 }
@@ -112,7 +106,7 @@ void TcpRouter::agent_outcome(const IpAddress& ip, std::uint16_t port, bool conn
         agent_destinations_.emplace(ip, port).second)
         spdlog::info("the server refuses ssh forwarding to {} (PermitOpen?); that destination "
                      "goes through the agent",
-                     show(ip, port));
+                     endpoint_string(ip, port));
 }
 
 std::string TcpRouter::describe() const {

@@ -45,10 +45,6 @@ std::size_t fd_limit() {
     return static_cast<std::size_t>(lim.rlim_cur);
 }
 
-std::string show(const IpAddress& ip, std::uint16_t port) {
-    return (ip.is_v4() ? ip.to_string() : "[" + ip.to_string() + "]") + ":" + std::to_string(port);
-}
-
 std::uint16_t bound_port(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -374,9 +370,8 @@ void Tunnel::start_ssh_path() {
 int Tunnel::on_master_poll(sd_event_source* s, uint64_t, void* userdata) noexcept {
     auto* self = static_cast<Tunnel*>(userdata);
     bool waiting = false;
-    auto stats = self->forwarder_->stats();
-    for (std::size_t i = 1; i < stats.size(); ++i) {
-        if (stats[i].state != "connecting") continue;
+    for (std::size_t i = 1; i < self->forwarder_->master_count(); ++i) {
+        if (!self->forwarder_->connecting(i)) continue;
         if (is_socket(self->control_dir_.socket_path(i))) {
             self->forwarder_->set_up(i);
             spdlog::info("ssh connection {} is up", i);
@@ -441,7 +436,7 @@ void Tunnel::start_listeners(std::vector<std::pair<IpAddress, UniqueFd>> sockets
             spdlog::error("{}", r.error().to_string());
             return stop(kExitFatal);
         }
-        where += (where.empty() ? "" : ", ") + show(ip, port);
+        where += (where.empty() ? "" : ", ") + endpoint_string(ip, port);
         listeners_.push_back(std::move(listener));
     }
     if (!dns_sockets_.empty()) {
@@ -640,7 +635,7 @@ TunnelStats Tunnel::stats() const {
                                                                : "not yet decided";
     }
     for (const auto& l : listeners_) {
-        s.listening.push_back(show(l->address(), l->port()));
+        s.listening.push_back(endpoint_string(l->address(), l->port()));
         s.connections += l->accepted();
     }
     s.dns_port = dns_ ? dns_port_ : 0;

@@ -356,9 +356,7 @@ const char* tcp_path_name(TcpPath path) noexcept {
     return "auto";
 }
 
-std::string ListenItem::to_string() const {
-    return (ip.is_v4() ? ip.to_string() : "[" + ip.to_string() + "]") + ":" + std::to_string(port);
-}
+std::string ListenItem::to_string() const { return endpoint_string(ip, port); }
 
 Result<std::string> read_text_file(const std::string& path) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));

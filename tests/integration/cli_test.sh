@@ -47,9 +47,8 @@ else
   UP_WITHOUT_SYSTEMD=1
 fi
 
-FAILS=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; FAILS=$((FAILS + 1)); }
+# shellcheck source-path=SCRIPTDIR source=harness.sh
+source "$HERE/harness.sh"  # pass/fail, stop_pid (its own cleanup below)
 
 # Names unique to this run: the control sockets live in the shared /run/sshuttle.
 RUN=$$
@@ -60,19 +59,7 @@ PORT_A=12300
 PORT_B=12301
 PORT_UP=12302
 classic_pid=""
-lab_is_up=0
 WORK=$(mktemp -d /tmp/sshuttle-cli-test.XXXXXX)
-
-stop_pid() {
-  local pid=$1
-  [[ -n "$pid" ]] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 
 up_daemon_pid() {  # the detached sshuttled of `up`, from its status
   "$SSHUTTLE" status "$NAME_UP" --json 2>/dev/null |

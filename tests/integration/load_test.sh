@@ -63,59 +63,18 @@ if (($(ulimit -Hn) < WANT_NOFILE)); then
 fi
 ulimit -Sn "$(ulimit -Hn)"
 
-LABEL="load${LOAD_EXTRA_ARGS:+[${LOAD_EXTRA_ARGS}]}"
-FAILS=0
-pass() { echo "PASS $LABEL/$1"; }
-fail() { echo "FAIL $LABEL/$1: $2"; FAILS=$((FAILS + 1)); }
+CHECK_PREFIX="load${LOAD_EXTRA_ARGS:+[${LOAD_EXTRA_ARGS}]}/"
+# shellcheck source-path=SCRIPTDIR source=harness.sh
+source "$HERE/harness.sh"
 
-daemon_pid=""
-daemon_log=""
-lab_is_up=0
-
-stop_daemon_hard() {
-  [[ -n "$daemon_pid" ]] || return 0
-  if kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$daemon_pid" 2>/dev/null || true
-  fi
-  wait "$daemon_pid" 2>/dev/null || true
-  daemon_pid=""
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_daemon_hard
-  if ((lab_is_up)); then
-    lab_down "$LAB_DIR" >/dev/null 2>&1 || true
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
+trap harness_cleanup EXIT
 trap 'exit 130' INT TERM
-
-show_log() {
-  [[ -n "$daemon_log" && -f "$daemon_log" ]] || return 0
-  echo "---- last lines of $daemon_log"
-  tail -n 30 "$daemon_log" | sed 's/^/  | /'
-  echo "----"
-}
 
 # status_field FIELD: one field of `sshuttle status NAME --json` ("" when it does not answer
 # within 10 s).
 status_field() {
   timeout 10 "$SSHUTTLE" status "$NAME" --json 2>/dev/null |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" 2>/dev/null || true
-}
-
-# The sshuttle rules in the client namespace (any --method), one line each; empty when none.
-sshuttle_rules() {
-  {
-    lab_exec client nft list tables 2>/dev/null | grep -i sshuttle
-    lab_exec client iptables-save 2>/dev/null | grep -i sshuttle
-    lab_exec client ip rule list 2>/dev/null | grep -i 0x5348
-  } || true
 }
 
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
@@ -160,12 +119,7 @@ else
 fi
 
 # The tunnel still takes a new connection.
-if body=$(lab_exec client curl -sS --max-time 10 "http://$LAB_TARGET_IP4/" 2>&1) &&
-  [[ "$body" == *"$LAB_HTTP_MARKER"* ]]; then
-  pass "http-after-load"
-else
-  fail "http-after-load" "curl gave '${body:0:200}'"
-fi
+check_http "http-after-load"
 
 # The control socket still answers, and every channel of the load is gone (bounded wait: the
 # last channels close as their final frames cross).

@@ -9,6 +9,8 @@
 # Clients (run in the client namespace, through the tunnel):
 #   read-close HOST PORT            reads to EOF without shutting down its side;
 #                                   prints "SHA256 BYTES"
+#   upload-echo HOST PORT FILE      sends FILE to an echo server, half-closes, reads the echo
+#                                   to EOF; prints "SHA256 BYTES"
 #   shutwr HOST PORT                against serve-shutwr: reads the hello, notes whether EOF
 #                                   follows within 2 s, sends 1 MiB, shuts down its side, waits
 #                                   for the end; prints "hello eof=yes|no sent=1048576 end=..."
@@ -78,9 +80,8 @@ def serve_shutwr(host, port, log):
     serve(host, port, Handler)
 
 
-def read_close(host, port):
-    s = socket.create_connection((host, port), timeout=30)
-    s.settimeout(30)
+def hash_to_eof(s):
+    """Reads s until EOF; returns (sha256 hex, byte count)."""
     h = hashlib.sha256()
     n = 0
     while True:
@@ -89,7 +90,41 @@ def read_close(host, port):
             break
         h.update(b)
         n += len(b)
-    print(h.hexdigest(), n)
+    return h.hexdigest(), n
+
+
+def read_close(host, port):
+    s = socket.create_connection((host, port), timeout=30)
+    s.settimeout(30)
+    print(*hash_to_eof(s))
+
+
+def upload_echo(host, port, path):
+    s = socket.create_connection((host, port), timeout=30)
+    s.settimeout(30)
+    err = []
+
+    def send():
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    chunk = f.read(65536)
+                    if not chunk:
+                        break
+                    s.sendall(chunk)
+            s.shutdown(socket.SHUT_WR)
+        except Exception as e:
+            err.append(e)
+
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    digest, n = hash_to_eof(s)
+    t.join(30)
+    if err or t.is_alive():
+        print("sender failed: %r" % (err or "still running"), file=sys.stderr)
+        return 1
+    print(digest, n)
+    return 0
 
 
 def shutwr(host, port):
@@ -135,20 +170,25 @@ def shutwr(host, port):
     return 0
 
 
+def echo_line(s, line):
+    """Sends line on s and returns what came back, up to its length (less at EOF)."""
+    s.sendall(line)
+    got = b""
+    while len(got) < len(line):
+        b = s.recv(64)
+        if not b:
+            break
+        got += b
+    return got
+
+
 def hold(host, port, n, flag, seconds):
     conns = []
     for i in range(n):
         s = socket.create_connection((host, port), timeout=10)
         s.settimeout(10)
-        line = b"hold %d\n" % i
-        s.sendall(line)
-        got = b""
-        while len(got) < len(line):
-            b = s.recv(64)
-            if not b:
-                break
-            got += b
-        if got != line:
+        got = echo_line(s, b"hold %d\n" % i)
+        if got != b"hold %d\n" % i:
             print("connection %d: echo %r" % (i, got))
             return 1
         conns.append(s)
@@ -161,14 +201,7 @@ def hold(host, port, n, flag, seconds):
         line = b"again %d\n" % i
         try:
             s.settimeout(3)
-            s.sendall(line)
-            got = b""
-            while len(got) < len(line):
-                b = s.recv(64)
-                if not b:
-                    break
-                got += b
-            if got == line:
+            if echo_line(s, line) == line:
                 alive += 1
             else:
                 dead += 1
@@ -186,6 +219,8 @@ def main(argv):
         serve_shutwr(argv[2], int(argv[3]), argv[4])
     elif cmd == "read-close":
         read_close(argv[2], int(argv[3]))
+    elif cmd == "upload-echo":
+        return upload_echo(argv[2], int(argv[3]), argv[4])
     elif cmd == "shutwr":
         return shutwr(argv[2], int(argv[3]))
     elif cmd == "hold":

@@ -45,6 +45,8 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 # shellcheck source-path=SCRIPTDIR source=../lab/lab.sh
 source "$TOP/tests/lab/lab.sh"
+# shellcheck source-path=SCRIPTDIR source=harness.sh
+source "$HERE/harness.sh"
 
 if ((EUID != 0)); then
   echo "SKIP: needs root (network namespaces)"
@@ -67,47 +69,11 @@ STOCK_WAVE=500
 STOCK_SERVER_OK=1
 [[ -f /usr/lib/python3/dist-packages/sshuttle/server.py ]] || STOCK_SERVER_OK=0
 
-FAILS=0
 # TUNNEL_TEST_ONLY="A multi paths": run only these runs (labels: A A-agent F B errors auto-hosts
 # ipv6 multi paths method-nat method-tproxy); all of them when unset.
 want() { [[ -z "${TUNNEL_TEST_ONLY:-}" || " $TUNNEL_TEST_ONLY " == *" $1 "* ]]; }
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; FAILS=$((FAILS + 1)); }
-
-daemon_pid=""
-daemon_log=""
-lab_is_up=0
-
-stop_daemon_hard() {
-  [[ -n "$daemon_pid" ]] || return 0
-  if kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    for _ in $(seq 30); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$daemon_pid" 2>/dev/null || true
-  fi
-  wait "$daemon_pid" 2>/dev/null || true
-  daemon_pid=""
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_daemon_hard
-  if ((lab_is_up)); then
-    lab_down "$LAB_DIR" >/dev/null 2>&1 || true
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
+trap harness_cleanup EXIT
 trap 'exit 130' INT TERM
-
-show_log() {
-  [[ -n "$daemon_log" && -f "$daemon_log" ]] || return 0
-  echo "---- last lines of $daemon_log (without the per-channel debug lines)"
-  grep -v -e 'debug: channel [0-9]*: connect to' -e 'debug: ssh connection [0-9]*: forward to' \
-    "$daemon_log" | tail -n 40 | sed 's/^/  | /'
-  echo "----"
-}
 
 # ---------------------------------------------------------------------------------------------
 # Lab
@@ -163,18 +129,6 @@ _lab_wait_listen sshd-nofwd "$LAB_NS_SERVER" tcp "$NOFWD_PORT" 2
 TUNNEL_NAME=tt  # sshuttled --name: the helper's table is inet sshuttle_tt
 install -d -m 0700 "$LAB_DIR/ctl"
 CTL_SOCK="$LAB_DIR/ctl/$TUNNEL_NAME.sock"
-
-# The sshuttle rules in the client namespace, one line each: nft tables, iptables chains and
-# the tproxy policy-routing rule. Empty when there are none.
-sshuttle_rules() {
-  {
-    lab_exec client nft list tables 2>/dev/null | grep -i sshuttle
-    lab_exec client iptables-save 2>/dev/null | grep -i sshuttle
-    lab_exec client ip6tables-save 2>/dev/null | grep -i sshuttle
-    lab_exec client ip rule list 2>/dev/null | grep -i 0x5348
-    lab_exec client ip -6 rule list 2>/dev/null | grep -i 0x5348
-  } || true
-}
 
 # The PID of sshuttled's helper child (its only child named sshuttle-helper).
 helper_child() {
@@ -269,16 +223,6 @@ check_stream_shapes() {
   fi
 }
 
-check_http() {
-  local name=$1 body
-  if body=$(lab_exec client curl -sS --max-time 10 "http://$LAB_TARGET_IP4/" 2>&1) &&
-    [[ "$body" == *"$LAB_HTTP_MARKER"* ]]; then
-    pass "$name"
-  else
-    fail "$name" "curl gave '${body:0:200}'"
-  fi
-}
-
 # check_dns NAME: the lab's name resolves through the tunnel, answered by the target's resolver.
 check_dns() {
   local out
@@ -343,44 +287,6 @@ check_no_rules() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Helpers run in the client namespace
-
-# Sends a file to the echo port, half-closes, reads the echo until EOF; prints its sha256.
-ECHO_UPLOAD_PY='
-import hashlib, socket, sys, threading
-host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-s = socket.create_connection((host, port), timeout=30)
-s.settimeout(30)
-err = []
-def send():
-    try:
-        with open(path, "rb") as f:
-            while True:
-                chunk = f.read(65536)
-                if not chunk:
-                    break
-                s.sendall(chunk)
-        s.shutdown(socket.SHUT_WR)
-    except Exception as e:
-        err.append(e)
-t = threading.Thread(target=send, daemon=True)
-t.start()
-h = hashlib.sha256()
-n = 0
-while True:
-    b = s.recv(262144)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-t.join(30)
-if err or t.is_alive():
-    print("sender failed: %r" % (err or "still running"), file=sys.stderr)
-    sys.exit(1)
-print(h.hexdigest(), n)
-'
-
-# ---------------------------------------------------------------------------------------------
 # One run: start sshuttled, run the checks, stop it.
 
 # run_checks LABEL WAVE PATH [extra sshuttled args...]: WAVE is the number of echo connections
@@ -416,7 +322,7 @@ run_checks() {
 
   # 4. 200 MiB upload to the echo port with half-close; the echo must hash the same.
   t0=$(date +%s%N)
-  out=$(lab_exec client timeout 150 "$PY" -c "$ECHO_UPLOAD_PY" \
+  out=$(lab_exec client timeout 150 "$PY" "$STREAMS" upload-echo \
     "$LAB_TARGET_IP4" "$ECHO_PORT" "$UPLOAD_FILE" 2>&1) || true
   t1=$(date +%s%N)
   if [[ "$out" == "$UPLOAD_SHA $((BIG_KIB * 1024))" ]]; then
@@ -621,9 +527,7 @@ run_auto_hosts() {
     fail "$label/seed-in-hosts" "hosts file: $(tr '\n' '|' <"$hosts" | head -c 300)"
   fi
   check_http "$label/http"
-  kill -TERM "$daemon_pid"
-  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-  stop_daemon_hard
+  stop_daemon_hard 50  # SIGTERM, 5 s, then SIGKILL
   if [[ "$(cat "$hosts")" == "127.0.0.1 localhost" ]]; then
     pass "$label/hosts-restored-after-stop"
   else
@@ -662,9 +566,7 @@ run_ipv6() {
     fail "$label/http-over-ipv6" "curl gave '${body:0:200}'"
   fi
   check_http "$label/http-over-ipv4"
-  kill -TERM "$daemon_pid"
-  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-  stop_daemon_hard
+  stop_daemon_hard 50  # SIGTERM, 5 s, then SIGKILL
   check_no_rules "$label/no-rules-after-stop"
 }
 failed_before=$FAILS
@@ -731,9 +633,7 @@ run_multi() {
   fi
   check_http "$label/http-after-master-killed"
   check_path "$label" ssh
-  kill -TERM "$daemon_pid"
-  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-  stop_daemon_hard
+  stop_daemon_hard 50  # SIGTERM, 5 s, then SIGKILL
   check_no_rules "$label/no-rules-after-stop"
 }
 failed_before=$FAILS
@@ -755,9 +655,7 @@ run_paths() {
   else
     fail "$label/said-once" "want one 'TCP goes through the agent' line in $daemon_log"
   fi
-  kill -TERM "$daemon_pid"
-  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-  stop_daemon_hard
+  stop_daemon_hard 50  # SIGTERM, 5 s, then SIGKILL
   # The stock server behind an sshd that forbids forwarding: no CONNECT_ERROR there, so the
   # agent's first TCP_DATA tells that it connected where ssh could not.
   if ((STOCK_SERVER_OK)); then
@@ -770,9 +668,7 @@ run_paths() {
     check_http "$label/http"
     check_http "$label/http-again"
     check_path "$label" "agent (server forbids forwarding)"
-    kill -TERM "$daemon_pid"
-    for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-    stop_daemon_hard
+    stop_daemon_hard 50  # SIGTERM, 5 s, then SIGKILL
   fi
   label=ssh-only
   echo "== run $label"
@@ -787,9 +683,7 @@ run_paths() {
   agent=$(status_get 's["tcp_connections"]["agent"]')
   [[ "$agent" == 0 ]] && pass "$label/never-the-agent" ||
     fail "$label/never-the-agent" "$agent connection(s) went through the agent"
-  kill -TERM "$daemon_pid"
-  for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-  stop_daemon_hard
+  stop_daemon_hard 50  # SIGTERM, 5 s, then SIGKILL
   check_no_rules "$label/no-rules-after-stop"
 }
 failed_before=$FAILS
